@@ -1,0 +1,5 @@
+import type { Command } from "../command.ts";
+import { makeExt4Command } from "./make-ext4.ts";
+
+/** Every command banger knows. Add new ones here. */
+export const COMMANDS: Command[] = [makeExt4Command];

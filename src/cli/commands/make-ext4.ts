@@ -1,0 +1,45 @@
+import { parseArgs, option, parseSize, UsageError } from "../args.ts";
+import type { Command } from "../command.ts";
+import { loadRootfsTar } from "../../tar/index.ts";
+import { writeExt4Image } from "../../ext4/index.ts";
+
+const options = [
+  { name: "rootfs-tar", value: true, required: true, description: "rootfs tar to convert (PAX/GNU/ustar); - reads standard input" },
+  { name: "out", value: true, required: true, description: "ext4 image to write; replaced atomically, never left half-written" },
+  { name: "size", value: true, description: "image size (4096, 512M, 2G, ...); default max(1G, used x 1.25)" },
+  { name: "uuid", value: true, description: "filesystem UUID; default derived from the input" },
+  { name: "label", value: true, description: "volume label (at most 16 bytes)" },
+  { name: "no-metadata-csum", value: false, description: "leave out metadata_csum, for kernels older than 3.18" },
+];
+
+export const makeExt4Command: Command = {
+  path: ["internal", "make-ext4"],
+  summary: "write an ext4 image from a rootfs tar, in-process (no mkfs, no root)",
+  usage: "banger internal make-ext4 --rootfs-tar <file|-> --out <image> [--size <n>]",
+  options,
+  async run(argv) {
+    const args = parseArgs(argv, options);
+    if (args.positionals.length > 0) throw new UsageError(`unexpected argument "${args.positionals[0]}"`);
+    const input = option(args, "rootfs-tar")!;
+    const out = option(args, "out")!;
+    const sizeText = option(args, "size");
+    const size = sizeText === undefined ? undefined : parseSize(sizeText);
+    const loaded = await loadRootfsTar(input, { spoolNear: out });
+    try {
+      const stats = await writeExt4Image(loaded.root, loaded.sources, {
+        out,
+        size,
+        uuid: option(args, "uuid"),
+        label: option(args, "label"),
+        metadataCsum: !args.flags.has("no-metadata-csum"),
+        identity: loaded.identity,
+      });
+      console.error(
+        `wrote ${out}: ${stats.inodesUsed} inodes, ${(stats.blocksUsed * 4096 / 1048576).toFixed(1)} MiB used of ${(stats.sizeBytes / 1048576).toFixed(0)} MiB`,
+      );
+      return 0;
+    } finally {
+      loaded.cleanup();
+    }
+  },
+};

@@ -1,0 +1,60 @@
+#!/usr/bin/env bun
+// banger command line: one entry point, subcommands, --help everywhere.
+import { UsageError, formatOptions } from "./args.ts";
+import type { Command } from "./command.ts";
+import { COMMANDS } from "./commands/index.ts";
+
+function helpFor(prefix: string[]): string {
+  const matching = COMMANDS.filter((c) => prefix.every((w, i) => c.path[i] === w));
+  const lines = [`usage: banger ${prefix.length ? prefix.join(" ") + " " : ""}<command> [options]`, "", "commands:"];
+  const width = Math.max(...matching.map((c) => c.path.join(" ").length));
+  for (const c of matching) lines.push(`  ${c.path.join(" ").padEnd(width)}  ${c.summary}`);
+  lines.push("", "Run `banger <command> --help` for a command's options.");
+  return lines.join("\n");
+}
+
+function commandHelp(c: Command): string {
+  return [`usage: ${c.usage}`, "", c.summary, "", "options:", formatOptions(c.options), "  --help  show this help"].join("\n");
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let best: Command | undefined;
+  for (const c of COMMANDS) {
+    if (c.path.every((w, i) => argv[i] === w) && (!best || c.path.length > best.path.length)) best = c;
+  }
+  if (!best) {
+    const words = argv.filter((a) => !a.startsWith("-"));
+    const prefixLen = [...Array(words.length + 1).keys()]
+      .reverse()
+      .find((n) => COMMANDS.some((c) => words.slice(0, n).every((w, i) => c.path[i] === w)))!;
+    const prefix = words.slice(0, prefixLen);
+    const wantsHelp = argv.length === 0 || argv.includes("--help") || argv.includes("-h") || argv[0] === "help";
+    if (wantsHelp || (prefixLen === words.length && prefixLen > 0)) {
+      console.log(helpFor(prefix));
+      return wantsHelp ? 0 : 2;
+    }
+    console.error(`banger: unknown command "${words.slice(0, prefixLen + 1).join(" ")}"\n\n${helpFor(prefix)}`);
+    return 2;
+  }
+  const rest = argv.slice(best.path.length);
+  if (rest.includes("--help") || rest.includes("-h")) {
+    console.log(commandHelp(best));
+    return 0;
+  }
+  try {
+    return await best.run(rest);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      console.error(`banger ${best.path.join(" ")}: ${err.message}\n\n${commandHelp(best)}`);
+      return 2;
+    }
+    const message = err instanceof Error ? err.message : String(err);
+    console.error(`banger ${best.path.join(" ")}: ${message}`);
+    if (process.env.BANGER_DEBUG && err instanceof Error) console.error(err.stack);
+    return 1;
+  }
+}
+
+if (import.meta.main) {
+  process.exitCode = await main(process.argv.slice(2));
+}

@@ -1,0 +1,50 @@
+// CRC32C (Castagnoli, reflected polynomial 0x82F63B78), slice-by-8 tables.
+// ext4 uses the raw register: callers seed with ~0 (0xFFFFFFFF) or a previous result and
+// no final inversion is applied, matching the kernel's crc32c_le()/ext2fs_crc32c_le().
+
+const POLY = 0x82f63b78;
+const TABLES = new Uint32Array(8 * 256);
+
+for (let i = 0; i < 256; i++) {
+  let c = i;
+  for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ POLY : c >>> 1;
+  TABLES[i] = c >>> 0;
+}
+for (let i = 0; i < 256; i++) {
+  for (let t = 1; t < 8; t++) {
+    const prev = TABLES[(t - 1) * 256 + i]!;
+    TABLES[t * 256 + i] = ((prev >>> 8) ^ TABLES[prev & 0xff]!) >>> 0;
+  }
+}
+
+/** Continues a raw CRC32C over `data[start, end)`. */
+export function crc32c(crc: number, data: Uint8Array, start = 0, end = data.length): number {
+  let c = crc >>> 0;
+  let i = start;
+  const t = TABLES;
+  while (end - i >= 8) {
+    const lo = c ^ (data[i]! | (data[i + 1]! << 8) | (data[i + 2]! << 16) | (data[i + 3]! << 24));
+    c =
+      t[7 * 256 + (lo & 0xff)]! ^
+      t[6 * 256 + ((lo >>> 8) & 0xff)]! ^
+      t[5 * 256 + ((lo >>> 16) & 0xff)]! ^
+      t[4 * 256 + (lo >>> 24)]! ^
+      t[3 * 256 + data[i + 4]!]! ^
+      t[2 * 256 + data[i + 5]!]! ^
+      t[1 * 256 + data[i + 6]!]! ^
+      t[data[i + 7]!]!;
+    i += 8;
+  }
+  while (i < end) c = t[(c ^ data[i++]!) & 0xff]! ^ (c >>> 8);
+  return c >>> 0;
+}
+
+const u32 = new Uint8Array(4);
+/** Continues a raw CRC32C over a little-endian 32-bit value. */
+export function crc32cU32(crc: number, value: number): number {
+  u32[0] = value & 0xff;
+  u32[1] = (value >>> 8) & 0xff;
+  u32[2] = (value >>> 16) & 0xff;
+  u32[3] = (value >>> 24) & 0xff;
+  return crc32c(crc, u32);
+}
