@@ -1,0 +1,195 @@
+// The ext4 directory-entry hash used by hash-indexed (htree) directories.
+// Semantics follow the kernel's "Hash Tree Directories" documentation: three algorithms
+// (legacy, half-MD4, TEA), each in a signed-char and an unsigned-char flavour (selected by
+// s_flags), seeded by s_hash_seed (or a fixed default seed when it is all zero).
+
+import { HASH_HALF_MD4, HASH_LEGACY, HASH_TEA } from "./constants.ts";
+
+export interface DirHash {
+  /** Major hash, lowest bit cleared (the bit marks collisions in index entries). */
+  hash: number;
+  /** Minor hash (0 for the legacy algorithm). */
+  minorHash: number;
+}
+
+/** MD4 initial state; used when s_hash_seed is all zero. */
+const DEFAULT_SEED = [0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476];
+
+/** The largest major hash a name may have: 0xfffffffe is reserved as end-of-directory. */
+const HTREE_EOF_32BIT = 0x7fffffff;
+
+/** Character value as C would see it: signed char sign-extends, unsigned char does not. */
+function charValue(b: number, unsigned: boolean): number {
+  return unsigned ? b : (b << 24) >> 24;
+}
+
+/**
+ * Packs up to `words * 4` bytes of `name[start..]` into `out[0..words)` big-endian-ish as the
+ * kernel's str2hashbuf does: each word starts from a padding pattern derived from the
+ * (remaining) length and shifts characters in from the right; missing words get the pattern.
+ */
+function packWords(
+  name: Uint8Array,
+  start: number,
+  remaining: number,
+  words: number,
+  unsigned: boolean,
+  out: Uint32Array,
+): void {
+  // Names are at most 255 bytes, so the remaining length fits the low byte of each half.
+  let pad = (remaining | (remaining << 8)) >>> 0;
+  pad = (pad | (pad << 16)) >>> 0;
+  let val = pad;
+  const len = Math.min(remaining, words * 4);
+  let w = 0;
+  for (let i = 0; i < len; i++) {
+    val = (charValue(name[start + i]!, unsigned) + ((val << 8) >>> 0)) >>> 0;
+    if (i % 4 === 3) {
+      out[w++] = val;
+      val = pad;
+    }
+  }
+  if (w < words) out[w++] = val;
+  while (w < words) out[w++] = pad;
+}
+
+function rotl(x: number, s: number): number {
+  return ((x << s) | (x >>> (32 - s))) >>> 0;
+}
+
+const K2 = 0x5a827999;
+const K3 = 0x6ed9eba1;
+
+/** Reduced-round MD4 (three rounds of eight steps) over eight input words; updates `buf`. */
+function halfMd4Transform(buf: Uint32Array, x: Uint32Array): void {
+  let a = buf[0]!;
+  let b = buf[1]!;
+  let c = buf[2]!;
+  let d = buf[3]!;
+  const F = (p: number, q: number, r: number) => r ^ (p & (q ^ r));
+  const G = (p: number, q: number, r: number) => ((p & q) + ((p ^ q) & r)) >>> 0;
+  const H = (p: number, q: number, r: number) => p ^ q ^ r;
+
+  // Round 1: F, words in order, shifts 3 7 11 19.
+  const r1 = [3, 7, 11, 19];
+  for (let i = 0; i < 8; i++) {
+    const s = r1[i % 4]!;
+    switch (i % 4) {
+      case 0: a = rotl((a + F(b, c, d) + x[i]!) >>> 0, s); break;
+      case 1: d = rotl((d + F(a, b, c) + x[i]!) >>> 0, s); break;
+      case 2: c = rotl((c + F(d, a, b) + x[i]!) >>> 0, s); break;
+      case 3: b = rotl((b + F(c, d, a) + x[i]!) >>> 0, s); break;
+    }
+  }
+  // Round 2: G + K2, words 1 3 5 7 0 2 4 6, shifts 3 5 9 13.
+  const o2 = [1, 3, 5, 7, 0, 2, 4, 6];
+  const r2 = [3, 5, 9, 13];
+  for (let i = 0; i < 8; i++) {
+    const s = r2[i % 4]!;
+    const w = (x[o2[i]!]! + K2) >>> 0;
+    switch (i % 4) {
+      case 0: a = rotl((a + G(b, c, d) + w) >>> 0, s); break;
+      case 1: d = rotl((d + G(a, b, c) + w) >>> 0, s); break;
+      case 2: c = rotl((c + G(d, a, b) + w) >>> 0, s); break;
+      case 3: b = rotl((b + G(c, d, a) + w) >>> 0, s); break;
+    }
+  }
+  // Round 3: H + K3, words 3 7 2 6 1 5 0 4, shifts 3 9 11 15.
+  const o3 = [3, 7, 2, 6, 1, 5, 0, 4];
+  const r3 = [3, 9, 11, 15];
+  for (let i = 0; i < 8; i++) {
+    const s = r3[i % 4]!;
+    const w = (x[o3[i]!]! + K3) >>> 0;
+    switch (i % 4) {
+      case 0: a = rotl((a + H(b, c, d) + w) >>> 0, s); break;
+      case 1: d = rotl((d + H(a, b, c) + w) >>> 0, s); break;
+      case 2: c = rotl((c + H(d, a, b) + w) >>> 0, s); break;
+      case 3: b = rotl((b + H(c, d, a) + w) >>> 0, s); break;
+    }
+  }
+  buf[0] = (buf[0]! + a) >>> 0;
+  buf[1] = (buf[1]! + b) >>> 0;
+  buf[2] = (buf[2]! + c) >>> 0;
+  buf[3] = (buf[3]! + d) >>> 0;
+}
+
+const TEA_DELTA = 0x9e3779b9;
+
+/** 16 rounds of TEA over the first two state words with a four-word key `k`. */
+function teaTransform(buf: Uint32Array, k: Uint32Array): void {
+  let sum = 0;
+  let b0 = buf[0]!;
+  let b1 = buf[1]!;
+  const [a, b, c, d] = [k[0]!, k[1]!, k[2]!, k[3]!];
+  for (let n = 0; n < 16; n++) {
+    sum = (sum + TEA_DELTA) >>> 0;
+    b0 = (b0 + ((((b1 << 4) + a) >>> 0) ^ ((b1 + sum) >>> 0) ^ (((b1 >>> 5) + b) >>> 0))) >>> 0;
+    b1 = (b1 + ((((b0 << 4) + c) >>> 0) ^ ((b0 + sum) >>> 0) ^ (((b0 >>> 5) + d) >>> 0))) >>> 0;
+  }
+  buf[0] = (buf[0]! + b0) >>> 0;
+  buf[1] = (buf[1]! + b1) >>> 0;
+}
+
+/** The legacy ("dx_hack") hash. */
+function legacyHash(name: Uint8Array, unsigned: boolean): number {
+  let h0 = 0x12a3fe2d;
+  let h1 = 0x37abe8f9;
+  for (let i = 0; i < name.length; i++) {
+    const c = charValue(name[i]!, unsigned);
+    let h = (h1 + ((h0 ^ Math.imul(c, 7152373)) >>> 0)) >>> 0;
+    if (h & 0x80000000) h = (h - 0x7fffffff) >>> 0;
+    h1 = h0;
+    h0 = h;
+  }
+  return (h0 << 1) >>> 0;
+}
+
+/**
+ * Directory hash of `name` as ext4 computes it for lookups and htree ordering.
+ * `version` is the dx_root_info hash version (0 legacy, 1 half_md4, 2 tea); `unsigned`
+ * chooses the unsigned-char flavour (EXT2_FLAGS_UNSIGNED_HASH in s_flags).
+ */
+export function ext4DirHash(
+  name: Uint8Array,
+  version: number,
+  seed: Uint32Array,
+  unsigned: boolean,
+): DirHash {
+  const buf = new Uint32Array(4);
+  const useSeed = seed.length >= 4 && (seed[0] || seed[1] || seed[2] || seed[3]);
+  for (let i = 0; i < 4; i++) buf[i] = useSeed ? seed[i]! : DEFAULT_SEED[i]!;
+
+  let hash: number;
+  let minorHash: number;
+  switch (version) {
+    case HASH_LEGACY:
+      hash = legacyHash(name, unsigned);
+      minorHash = 0;
+      break;
+    case HASH_HALF_MD4: {
+      const input = new Uint32Array(8);
+      for (let p = 0; p < name.length; p += 32) {
+        packWords(name, p, name.length - p, 8, unsigned, input);
+        halfMd4Transform(buf, input);
+      }
+      hash = buf[1]!;
+      minorHash = buf[2]!;
+      break;
+    }
+    case HASH_TEA: {
+      const input = new Uint32Array(4);
+      for (let p = 0; p < name.length; p += 16) {
+        packWords(name, p, name.length - p, 4, unsigned, input);
+        teaTransform(buf, input);
+      }
+      hash = buf[0]!;
+      minorHash = buf[1]!;
+      break;
+    }
+    default:
+      throw new Error(`ext4DirHash: unsupported hash version ${version} (expected 0 legacy, 1 half_md4, 2 tea)`);
+  }
+  hash = (hash & ~1) >>> 0;
+  if (hash === (HTREE_EOF_32BIT << 1) >>> 0) hash = ((HTREE_EOF_32BIT - 1) << 1) >>> 0;
+  return { hash, minorHash: minorHash >>> 0 };
+}
