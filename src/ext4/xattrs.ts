@@ -17,7 +17,8 @@
 //     (first fit); the rest goes to the block in block order.
 //   - In-inode entries carry e_hash = 0 (as mke2fs writes them; e2fsck and the kernel accept 0 or
 //     the real hash there). Block entries carry the real hash, the header the block hash.
-//   - Empty values get e_value_offs = 0 and occupy no value space (as the kernel writes them).
+//   - Empty values occupy no value space; their e_value_offs is the current end of the values
+//     (as mke2fs writes them).
 //   - Names are hashed as unsigned bytes (the kernel's hash since 6.2; e2fsck >= 1.47 accepts
 //     both; identical to the old signed hash for ASCII names).
 
@@ -224,12 +225,11 @@ function writeEntries(
   for (const e of entries) {
     dv.setUint8(pos + E_NAME_LEN, e.name.length);
     dv.setUint8(pos + E_NAME_INDEX, e.nameIndex);
-    let offs = 0;
-    if (e.value.length > 0) {
-      end -= xattrValueSize(e.value.length);
-      area.set(e.value, end);
-      offs = end - offsBase;
-    }
+    // An empty value takes no space; its offset points at the current end of the values,
+    // as mke2fs writes it (the kernel writes 0; both readers ignore the offset of a 0-byte value).
+    end -= xattrValueSize(e.value.length);
+    area.set(e.value, end);
+    const offs = end - offsBase;
     dv.setUint16(pos + E_VALUE_OFFS, offs, true);
     dv.setUint32(pos + E_VALUE_INUM, 0, true);
     dv.setUint32(pos + E_VALUE_SIZE, e.value.length, true);
