@@ -1,0 +1,97 @@
+// Feeding a TarParser: one sequential pass in large chunks over a file, or over a stream
+// (standard input) while spooling it to a sparse file at the same offsets.
+
+import { readSync, writeSync, ftruncateSync } from "node:fs";
+import { TarError } from "./errors.ts";
+import type { TarParser } from "./reader.ts";
+import { isZeroRange, ZERO_BLOCK_SIZE } from "./zeros.ts";
+
+/** Read size; a multiple of 4096 so spool blocks stay aligned with stream blocks. */
+export const CHUNK_SIZE = 4 << 20;
+
+/** Reads the tar in `fd` from offset 0 to its end (or its end marker) through `parser`, then calls parser.end(). */
+export function parseTarFd(fd: number, parser: TarParser, chunkSize = CHUNK_SIZE): void {
+  const buf = Buffer.allocUnsafe(chunkSize);
+  let pos = 0;
+  while (!parser.ended) {
+    const n = readSync(fd, buf, 0, chunkSize, pos);
+    if (n === 0) break;
+    parser.push(buf.subarray(0, n));
+    pos += n;
+  }
+  parser.end();
+}
+
+/**
+ * Writes `buf[0, len)` at `position` in `fd`, skipping 4 KiB blocks (aligned to the file
+ * offset) that are all zero, so they stay holes. `position` must be a multiple of 4096.
+ */
+export function writeSkippingZeros(fd: number, buf: Uint8Array, len: number, position: number): void {
+  if (isZeroRange(buf, 0, len)) return;
+  let runStart = -1;
+  for (let p = 0; p < len; p += ZERO_BLOCK_SIZE) {
+    const end = Math.min(p + ZERO_BLOCK_SIZE, len);
+    const zero = isZeroRange(buf, p, end);
+    if (!zero && runStart < 0) runStart = p;
+    if (zero && runStart >= 0) {
+      writeFully(fd, buf, runStart, p, position);
+      runStart = -1;
+    }
+  }
+  if (runStart >= 0) writeFully(fd, buf, runStart, len, position);
+}
+
+function writeFully(fd: number, buf: Uint8Array, start: number, end: number, position: number): void {
+  let p = start;
+  while (p < end) p += writeSync(fd, buf, p, end - p, position + p);
+}
+
+/**
+ * Reads `stream` to its end, parsing it and writing it to `spoolFd` at the same offsets with
+ * all-zero blocks left as holes; the spool's length is set to the stream's. After the end
+ * marker the rest of the stream is drained (so the writer never sees a broken pipe) but not kept.
+ * Returns the stream length.
+ */
+export async function spoolAndParse(stream: ReadableStream<Uint8Array>, parser: TarParser, spoolFd: number, chunkSize = CHUNK_SIZE): Promise<number> {
+  const buf = Buffer.allocUnsafe(chunkSize);
+  let fill = 0;
+  let base = 0;
+  let kept = 0;
+  const flush = (): void => {
+    if (fill === 0) return;
+    if (!parser.ended) {
+      parser.push(buf.subarray(0, fill));
+      writeSkippingZeros(spoolFd, buf, fill, base);
+      kept = base + fill;
+    }
+    base += fill;
+    fill = 0;
+  };
+  const reader = stream.getReader();
+  try {
+    for (;;) {
+      let result: Awaited<ReturnType<typeof reader.read>>;
+      try {
+        result = await reader.read();
+      } catch (e) {
+        throw new TarError(null, `reading standard input failed at byte ${base + fill}: ${(e as Error).message}`);
+      }
+      if (result.done) break;
+      const chunk = result.value;
+      let i = 0;
+      while (i < chunk.length) {
+        const take = Math.min(chunkSize - fill, chunk.length - i);
+        buf.set(chunk.subarray(i, i + take), fill);
+        fill += take;
+        i += take;
+        if (fill === chunkSize) flush();
+      }
+    }
+    flush();
+  } finally {
+    reader.releaseLock();
+  }
+  ftruncateSync(spoolFd, kept);
+  parser.end();
+  return base;
+}

@@ -1,0 +1,346 @@
+// A push parser for tar streams: feed it consecutive chunks of any size (it keeps no reference
+// to them) and it reports each member, after that member's data has gone by, with the byte
+// offset of its data in the stream and (for regular files) its non-zero 4 KiB block runs.
+// It also hashes every header record (header blocks and extension payloads, not file data)
+// into the stream's identity.
+
+import { createHash, type Hash } from "node:crypto";
+import type { Timestamp } from "../tree/types.ts";
+import { bytesToName } from "../tree/names.ts";
+import { TarError } from "./errors.ts";
+import { BLOCK_SIZE, isZeroBlock, parseHeader, type RawHeader } from "./headers.ts";
+import { interpretPax, parsePaxRecords, type PaxRecords } from "./pax.ts";
+import { ZeroBlockScanner } from "./zeros.ts";
+
+export type TarEntryType = "file" | "hardlink" | "symlink" | "chardev" | "blockdev" | "dir" | "fifo";
+
+/** One member, with PAX and GNU extensions applied. Names are byte strings, not yet normalized. */
+export interface TarEntry {
+  type: TarEntryType;
+  path: string;
+  /** Hardlink or symlink target, as written. */
+  linkname: string;
+  /** Permission bits only (& 0o7777). */
+  mode: number;
+  uid: number;
+  gid: number;
+  uname: string;
+  gname: string;
+  /** Bytes of data following the header (regular files; 0 for the types that carry none). */
+  size: number;
+  mtime: Timestamp;
+  /** From PAX atime/ctime when present, else equal to mtime (deterministic). */
+  atime: Timestamp;
+  ctime: Timestamp;
+  major: number;
+  minor: number;
+  xattrs: Map<string, Uint8Array>;
+  /** Offset of this member's own header block (after any PAX/GNU extension headers). */
+  headerOffset: number;
+  /** Offset of its data in the stream. */
+  dataOffset: number;
+  /** Regular files with zero detection on and at least one all-zero block: non-zero runs. */
+  runs?: Uint32Array;
+}
+
+export interface TarParserOptions {
+  /** Find all-zero 4 KiB blocks of regular files (default true). */
+  detectZeros?: boolean;
+  /** Largest accepted PAX/GNU extension payload (default 64 MiB). */
+  maxExtensionSize?: number;
+}
+
+type State = "header" | "data" | "extension" | "padding" | "end";
+
+const TYPES: Record<string, TarEntryType> = {
+  "0": "file",
+  "\0": "file",
+  "7": "file",
+  "1": "hardlink",
+  "2": "symlink",
+  "3": "chardev",
+  "4": "blockdev",
+  "5": "dir",
+  "6": "fifo",
+  D: "dir", // GNU dumpdir (incremental): a directory whose data lists its contents
+};
+
+/** Types whose size field never describes following data (POSIX: 3, 4, 6; symlinks too, like libarchive). */
+const NO_DATA = new Set(["2", "3", "4", "6"]);
+
+export class TarParser {
+  private readonly onEntry: (entry: TarEntry) => void;
+  private readonly detectZeros: boolean;
+  private readonly maxExtensionSize: number;
+  private readonly hash: Hash = createHash("sha256");
+
+  private state: State = "header";
+  /** Stream offset of the next byte pushed. */
+  private pos = 0;
+  private readonly headerBuf = new Uint8Array(BLOCK_SIZE);
+  private headerFill = 0;
+  private remaining = 0;
+  private current: TarEntry | null = null;
+  private scanner: ZeroBlockScanner | null = null;
+
+  private extType = "";
+  private extBuf = new Uint8Array(0);
+  private extFill = 0;
+  private extHeader: RawHeader | null = null;
+
+  private globalPax: PaxRecords = new Map();
+  private localPax: PaxRecords | null = null;
+  private longName: string | null = null;
+  private longLink: string | null = null;
+  /** The member a pending extension header belongs to, for error messages. */
+  private lastName: string | null = null;
+  private memberCount = 0;
+
+  constructor(onEntry: (entry: TarEntry) => void, options: TarParserOptions = {}) {
+    this.onEntry = onEntry;
+    this.detectZeros = options.detectZeros ?? true;
+    this.maxExtensionSize = options.maxExtensionSize ?? 64 << 20;
+  }
+
+  /** Bytes consumed so far. */
+  get offset(): number {
+    return this.pos;
+  }
+
+  /** True once the end-of-archive marker was seen; later bytes are ignored. */
+  get ended(): boolean {
+    return this.state === "end";
+  }
+
+  /** Feeds the next `chunk` of the stream. The parser does not keep a reference to it. */
+  push(chunk: Uint8Array): void {
+    const n = chunk.length;
+    let i = 0;
+    while (i < n) {
+      switch (this.state) {
+        case "header": {
+          if (this.headerFill === 0 && n - i >= BLOCK_SIZE) {
+            i += BLOCK_SIZE;
+            this.pos += BLOCK_SIZE;
+            this.handleHeader(chunk, i - BLOCK_SIZE, this.pos - BLOCK_SIZE);
+          } else {
+            const take = Math.min(BLOCK_SIZE - this.headerFill, n - i);
+            this.headerBuf.set(chunk.subarray(i, i + take), this.headerFill);
+            this.headerFill += take;
+            i += take;
+            this.pos += take;
+            if (this.headerFill === BLOCK_SIZE) {
+              this.headerFill = 0;
+              this.handleHeader(this.headerBuf, 0, this.pos - BLOCK_SIZE);
+            }
+          }
+          break;
+        }
+        case "data": {
+          const take = Math.min(this.remaining, n - i);
+          if (this.scanner) this.scanner.scan(chunk, i, i + take);
+          i += take;
+          this.pos += take;
+          this.remaining -= take;
+          if (this.remaining === 0) this.finishData();
+          break;
+        }
+        case "extension": {
+          const take = Math.min(this.extBuf.length - this.extFill, n - i);
+          this.extBuf.set(chunk.subarray(i, i + take), this.extFill);
+          this.extFill += take;
+          i += take;
+          this.pos += take;
+          if (this.extFill === this.extBuf.length) this.finishExtension();
+          break;
+        }
+        case "padding": {
+          const take = Math.min(this.remaining, n - i);
+          i += take;
+          this.pos += take;
+          this.remaining -= take;
+          if (this.remaining === 0) this.state = "header";
+          break;
+        }
+        case "end":
+          this.pos += n - i;
+          i = n;
+          break;
+      }
+    }
+  }
+
+  /** The stream ended. Throws TarError when it ended inside a member. */
+  end(): void {
+    switch (this.state) {
+      case "end":
+        return;
+      case "header":
+        if (this.headerFill > 0) throw new TarError(this.lastName, `truncated: the archive ends inside a header block (at byte ${this.pos})`);
+        if (this.localPax || this.longName !== null || this.longLink !== null) {
+          throw new TarError(this.lastName, "truncated: the archive ends after an extension header, before its member");
+        }
+        if (this.memberCount === 0 && this.pos === 0) throw new TarError(null, "empty input: not a tar archive");
+        return;
+      case "data":
+        throw new TarError(this.current!.path, `truncated: data ends ${this.remaining} bytes short (archive ends at byte ${this.pos})`);
+      case "extension":
+        throw new TarError(this.lastName, `truncated: the archive ends inside an extension header payload`);
+      case "padding":
+        // The member is complete; only its padding is missing. Accept, like a missing end marker.
+        return;
+    }
+  }
+
+  /** sha256 over all header records so far (call after end()). */
+  identity(): Uint8Array {
+    return new Uint8Array(this.hash.digest());
+  }
+
+  /** Called with `this.pos` already past the header block, which started at `headerOffset`. */
+  private handleHeader(block: Uint8Array, off: number, headerOffset: number): void {
+    if (isZeroBlock(block, off)) {
+      if (this.localPax || this.longName !== null || this.longLink !== null) {
+        throw new TarError(this.lastName, `end-of-archive block right after an extension header (at byte ${headerOffset})`);
+      }
+      this.state = "end";
+      return;
+    }
+    const raw = parseHeader(block, off, headerOffset);
+    this.hash.update(block.subarray(off, off + BLOCK_SIZE));
+    const t = raw.typeflag;
+    if (t === "x" || t === "g" || t === "L" || t === "K") {
+      this.lastName = raw.name;
+      if (raw.size > this.maxExtensionSize) {
+        throw new TarError(raw.name, `extension header of type '${t}' is ${raw.size} bytes, over the ${this.maxExtensionSize}-byte limit`);
+      }
+      this.extType = t;
+      this.extHeader = raw;
+      this.extBuf = new Uint8Array(raw.size);
+      this.extFill = 0;
+      if (raw.size === 0) {
+        this.finishExtension();
+      } else {
+        this.state = "extension";
+      }
+      return;
+    }
+
+    // A real member: apply extensions (global PAX, then this member's PAX, then GNU long names).
+    const records: PaxRecords = this.localPax ? new Map([...this.globalPax, ...this.localPax]) : this.globalPax;
+    let path = this.longName ?? raw.name;
+    const provisional = path;
+    const pax = interpretPax(records, provisional);
+    if (pax.path !== undefined) path = pax.path;
+    const linkname = pax.linkpath ?? this.longLink ?? raw.linkname;
+    this.localPax = null;
+    this.longName = null;
+    this.longLink = null;
+    this.lastName = path;
+
+    if (t === "S" || pax.sparse) throw new TarError(path, "GNU sparse members are unsupported (re-create the tar without --sparse)");
+    let type = TYPES[t];
+    if (type === undefined) {
+      if (t === "V") {
+        // GNU volume label: no file. Skip its data, if any.
+        this.skipMember(raw.size, null);
+        return;
+      }
+      throw new TarError(path, `unsupported entry type '${t === "\0" ? "\\0" : t}' (0x${t.charCodeAt(0).toString(16)})`);
+    }
+    // Old (v7-style) archives mark directories with a trailing slash on a regular-file entry.
+    if (type === "file" && (t === "0" || t === "\0") && path.endsWith("/")) type = "dir";
+
+    const mtime: Timestamp = pax.mtime ?? { sec: raw.mtime, nsec: 0 };
+    const size = NO_DATA.has(t) ? 0 : (pax.size ?? raw.size);
+    const entry: TarEntry = {
+      type,
+      path,
+      linkname,
+      mode: raw.mode & 0o7777,
+      uid: pax.uid ?? raw.uid,
+      gid: pax.gid ?? raw.gid,
+      uname: pax.uname ?? raw.uname,
+      gname: pax.gname ?? raw.gname,
+      size: type === "file" ? size : 0,
+      mtime,
+      atime: pax.atime ?? mtime,
+      ctime: pax.ctime ?? mtime,
+      major: pax.devmajor ?? raw.devmajor,
+      minor: pax.devminor ?? raw.devminor,
+      xattrs: pax.xattrs,
+      headerOffset,
+      dataOffset: headerOffset + BLOCK_SIZE,
+    };
+    this.memberCount += 1;
+    this.skipMember(size, entry);
+  }
+
+  /** Enters the data state for `size` bytes after the current header, then emits `entry`. */
+  private skipMember(size: number, entry: TarEntry | null): void {
+    this.current = entry;
+    this.scanner = entry && entry.type === "file" && size > 0 && this.detectZeros ? new ZeroBlockScanner() : null;
+    this.remaining = size;
+    if (size === 0) {
+      this.finishData();
+    } else {
+      this.state = "data";
+    }
+  }
+
+  private finishData(): void {
+    const entry = this.current;
+    // `pos` is where the data ended; members start on 512-byte boundaries.
+    const padding = (BLOCK_SIZE - (this.pos % BLOCK_SIZE)) % BLOCK_SIZE;
+    if (entry) {
+      if (this.scanner) {
+        const runs = this.scanner.finish();
+        if (runs) entry.runs = runs;
+      }
+      this.current = null;
+      this.scanner = null;
+      this.onEntry(entry);
+    }
+    this.remaining = padding;
+    this.state = padding > 0 ? "padding" : "header";
+  }
+
+  private finishExtension(): void {
+    const payload = this.extBuf;
+    this.hash.update(payload);
+    this.extBuf = new Uint8Array(0);
+    const raw = this.extHeader!;
+    switch (this.extType) {
+      case "x":
+        this.localPax = parsePaxRecords(payload, raw.name, this.localPax ?? new Map());
+        break;
+      case "g": {
+        const records = parsePaxRecords(payload, raw.name);
+        for (const [k, v] of records) {
+          if (v.length === 0) this.globalPax.delete(k);
+          else this.globalPax.set(k, v);
+        }
+        break;
+      }
+      case "L":
+        this.longName = stripNuls(payload);
+        this.lastName = this.longName;
+        break;
+      case "K":
+        this.longLink = stripNuls(payload);
+        break;
+    }
+    const padding = (BLOCK_SIZE - (this.pos % BLOCK_SIZE)) % BLOCK_SIZE;
+    this.remaining = padding;
+    this.state = padding > 0 ? "padding" : "header";
+  }
+}
+
+function stripNuls(payload: Uint8Array): string {
+  let end = payload.length;
+  while (end > 0 && payload[end - 1] === 0) end -= 1;
+  // A GNU long name is a C string: anything after the first NUL is padding.
+  const nul = payload.indexOf(0);
+  if (nul >= 0 && nul < end) end = nul;
+  return bytesToName(payload.subarray(0, end));
+}

@@ -1,0 +1,103 @@
+// A plain rootfs tar (file or standard input) → FsNode tree + the byte source its files live in.
+
+import { closeSync, fstatSync, openSync, unlinkSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { basename, dirname, join, resolve } from "node:path";
+import { isatty } from "node:tty";
+import type { ByteSource, FsNode } from "../tree/types.ts";
+import { TarError } from "./errors.ts";
+import { parseTarFd, spoolAndParse } from "./input.ts";
+import { TarParser } from "./reader.ts";
+import { FdByteSource } from "./source.ts";
+import { RootfsBuilder } from "./tree.ts";
+
+export interface LoadedRootfs {
+  root: FsNode;
+  /** sources[0] holds every regular file's bytes (FileData.source is 0). */
+  sources: ByteSource[];
+  /** sha256 over all header records (not file data): same tar ⇒ same identity. */
+  identity: Uint8Array;
+  /** Closes the sources and removes any spool file; idempotent. */
+  cleanup(): void;
+}
+
+export interface LoadOptions {
+  /** Standard input is spooled to a hidden file in this path's directory (the output image's). */
+  spoolNear: string;
+}
+
+/** The spool file name for `spoolNear`: `.<basename>.spool-<pid>-<random>` in its directory. */
+export function spoolPathFor(spoolNear: string): string {
+  const abs = resolve(spoolNear);
+  return join(dirname(abs), `.${basename(abs)}.spool-${process.pid}-${randomBytes(6).toString("hex")}`);
+}
+
+function once(fn: () => void): () => void {
+  let done = false;
+  return () => {
+    if (done) return;
+    done = true;
+    fn();
+  };
+}
+
+/**
+ * Reads a rootfs tar (`input` a path, or "-" for standard input) in one sequential pass.
+ *
+ * A file input is its own source: files reference their data offsets in the tar. Standard
+ * input that is a regular file (`< x.tar`) is used the same way, read from offset 0. A pipe is
+ * spooled to `.<basename>.spool-<pid>-<random>` next to `opts.spoolNear`, at the same offsets,
+ * with all-zero 4 KiB blocks left as holes. The spool file is unlinked right after it is
+ * created and lives on only through its open descriptor, so nothing is left on disk after
+ * cleanup(), after an error, or even after the process is killed.
+ */
+export async function loadRootfsTar(input: string, opts: LoadOptions): Promise<LoadedRootfs> {
+  const builder = new RootfsBuilder(0);
+  const parser = new TarParser((entry) => builder.add(entry));
+
+  if (input !== "-" || fstatSync(0).isFile()) {
+    const fromStdin = input === "-";
+    let fd: number;
+    if (fromStdin) {
+      fd = 0;
+    } else {
+      try {
+        fd = openSync(input, "r");
+      } catch (e) {
+        throw new TarError(null, `cannot open ${input}: ${(e as Error).message}`);
+      }
+    }
+    const source = new FdByteSource(fd, fromStdin ? "standard input" : input, !fromStdin);
+    try {
+      if (!fromStdin && !fstatSync(fd).isFile()) throw new TarError(null, `${input} is not a regular file`);
+      parseTarFd(fd, parser);
+    } catch (e) {
+      source.close();
+      throw e;
+    }
+    return { root: builder.root, sources: [source], identity: parser.identity(), cleanup: once(() => source.close()) };
+  }
+
+  if (isatty(0)) throw new TarError(null, "refusing to read a tar from a terminal (pipe one in, or give a file)");
+  const spoolPath = spoolPathFor(opts.spoolNear);
+  let spoolFd: number;
+  try {
+    spoolFd = openSync(spoolPath, "wx+", 0o600);
+  } catch (e) {
+    throw new TarError(null, `cannot create spool file ${spoolPath}: ${(e as Error).message}`);
+  }
+  try {
+    unlinkSync(spoolPath);
+  } catch (e) {
+    closeSync(spoolFd);
+    throw new TarError(null, `cannot unlink spool file ${spoolPath}: ${(e as Error).message}`);
+  }
+  const source = new FdByteSource(spoolFd, `spool of standard input (${spoolPath}, unlinked)`);
+  try {
+    await spoolAndParse(Bun.stdin.stream(), parser, spoolFd);
+  } catch (e) {
+    source.close();
+    throw e;
+  }
+  return { root: builder.root, sources: [source], identity: parser.identity(), cleanup: once(() => source.close()) };
+}

@@ -1,0 +1,194 @@
+// Tar members → FsNode tree: path normalization, parent resolution and the replace/merge rules
+// (the single-layer case of the OCI rules in /work/shared/oci-notes.md). The layer merge reuses
+// these helpers; whiteouts are not special here.
+//
+// Choices:
+// - Implied parents (never listed, or listed only after their children) are created as
+//   0755 root:root with all times at the epoch (newDir defaults), independent of entry order;
+//   a later directory entry for the same path sets the real metadata and keeps the children.
+// - A path whose parent component is a symlink is resolved inside the tree (absolute targets
+//   from the image root, ".." stops at the root), following at most 40 links; missing
+//   components met on the way are implied directories, as a directory-creating extraction
+//   would make them. A parent that is neither directory nor symlink is an error.
+// - The last component is never followed: an entry replaces a symlink at its path.
+
+import type { FsNode, Timestamp } from "../tree/types.ts";
+import { displayName } from "../tree/names.ts";
+import { newDir, newNode } from "../tree/nodes.ts";
+import { TarError } from "./errors.ts";
+import type { TarEntry } from "./reader.ts";
+
+export const NAME_MAX = 255;
+export const MAX_SYMLINK_HOPS = 40;
+const UINT32_MAX = 0xffffffff;
+
+/**
+ * Splits a tar path into its components: "./a", "/a", "a/", "a//b" all normalize; "." and ""
+ * are the root (no components). Rejects ".." components, NUL bytes and components over 255 bytes.
+ * `entry` names the member in errors (defaults to `path`).
+ */
+export function splitTarPath(path: string, entry: string = path): string[] {
+  if (path.includes("\0")) throw new TarError(entry, "path contains a NUL byte");
+  const out: string[] = [];
+  for (const c of path.split("/")) {
+    if (c === "" || c === ".") continue;
+    if (c === "..") throw new TarError(entry, `path "${displayName(path)}" has a ".." component`);
+    if (c.length > NAME_MAX) throw new TarError(entry, `path component of ${c.length} bytes exceeds ${NAME_MAX} bytes`);
+    out.push(c);
+  }
+  return out;
+}
+
+/** The normalized path ("" for the root) of a tar path; same checks as splitTarPath. */
+export function normalizeTarPath(path: string, entry: string = path): string {
+  return splitTarPath(path, entry).join("/");
+}
+
+/**
+ * The directory that `components` name, starting at `root`. Symlinks on the way are resolved
+ * inside the tree. Missing directories are created (implied) when `create`, else null is returned.
+ */
+export function resolveDir(root: FsNode, components: readonly string[], create: boolean, entry: string): FsNode | null {
+  const stack: FsNode[] = [root];
+  const work = [...components].reverse();
+  let hops = 0;
+  while (work.length > 0) {
+    const c = work.pop()!;
+    if (c === "" || c === ".") continue;
+    if (c === "..") {
+      if (stack.length > 1) stack.pop();
+      continue;
+    }
+    const dir = stack[stack.length - 1]!;
+    let child = dir.children!.get(c);
+    if (child === undefined) {
+      if (!create) return null;
+      child = newDir();
+      dir.children!.set(c, child);
+    }
+    if (child.kind === "dir") {
+      stack.push(child);
+    } else if (child.kind === "symlink") {
+      hops += 1;
+      if (hops > MAX_SYMLINK_HOPS) throw new TarError(entry, `too many levels of symbolic links resolving the parent directory (at "${displayName(c)}")`);
+      const target = child.target ?? "";
+      if (target.startsWith("/")) stack.length = 1;
+      const parts = target.split("/");
+      for (let i = parts.length - 1; i >= 0; i -= 1) work.push(parts[i]!);
+    } else {
+      throw new TarError(entry, `parent "${displayName(c)}" is a ${child.kind}, not a directory`);
+    }
+  }
+  return stack[stack.length - 1]!;
+}
+
+/** The node at a path (last component not followed), or null. */
+export function lookupPath(root: FsNode, components: readonly string[], entry: string): FsNode | null {
+  if (components.length === 0) return root;
+  const parent = resolveDir(root, components.slice(0, -1), false, entry);
+  return parent?.children!.get(components[components.length - 1]!) ?? null;
+}
+
+function checkId(value: number, what: string, entry: string): number {
+  if (!Number.isSafeInteger(value) || value < 0 || value > UINT32_MAX) throw new TarError(entry, `${what} ${value} is out of range`);
+  return value;
+}
+
+function copyTime(t: Timestamp): Timestamp {
+  return { sec: t.sec, nsec: t.nsec };
+}
+
+/** A fresh node for a non-hardlink entry; regular files reference `source` at their data offset. */
+export function nodeFromEntry(e: TarEntry, source: number): FsNode {
+  const fields: Partial<FsNode> = {
+    mode: e.mode & 0o7777,
+    uid: checkId(e.uid, "uid", e.path),
+    gid: checkId(e.gid, "gid", e.path),
+    mtime: copyTime(e.mtime),
+    atime: copyTime(e.atime),
+    ctime: copyTime(e.ctime),
+    xattrs: new Map(e.xattrs),
+  };
+  switch (e.type) {
+    case "file": {
+      const node = newNode("file", { ...fields, size: e.size });
+      if (e.size > 0) node.data = e.runs ? { source, offset: e.dataOffset, runs: e.runs } : { source, offset: e.dataOffset };
+      return node;
+    }
+    case "dir":
+      return newNode("dir", fields);
+    case "symlink":
+      if (e.linkname === "") throw new TarError(e.path, "symlink with an empty target");
+      if (e.linkname.includes("\0")) throw new TarError(e.path, "symlink target contains a NUL byte");
+      return newNode("symlink", { ...fields, target: e.linkname });
+    case "chardev":
+    case "blockdev":
+      if (e.major > 0xfff || e.minor > 0xfffff || e.major < 0 || e.minor < 0) {
+        throw new TarError(e.path, `device number ${e.major}:${e.minor} is out of range (major < 4096, minor < 1048576)`);
+      }
+      return newNode(e.type, { ...fields, major: e.major, minor: e.minor });
+    case "fifo":
+      return newNode("fifo", fields);
+    case "hardlink":
+      throw new TarError(e.path, "internal: hardlinks have no node of their own");
+  }
+}
+
+/** Gives directory `into` the metadata of `from` (dir over dir: children stay). */
+export function takeDirMetadata(into: FsNode, from: FsNode): void {
+  into.mode = from.mode;
+  into.uid = from.uid;
+  into.gid = from.gid;
+  into.atime = from.atime;
+  into.mtime = from.mtime;
+  into.ctime = from.ctime;
+  into.xattrs = from.xattrs;
+}
+
+/**
+ * Puts `node` at `name` in `parent`: a directory over a directory merges (keeps the children,
+ * takes the new metadata); anything else replaces what was there (breaking any hardlink that
+ * name was part of).
+ */
+export function placeNode(parent: FsNode, name: string, node: FsNode): void {
+  const existing = parent.children!.get(name);
+  if (existing !== undefined && existing.kind === "dir" && node.kind === "dir") {
+    if (existing !== node) takeDirMetadata(existing, node);
+    return;
+  }
+  parent.children!.set(name, node);
+}
+
+/** Builds a tree from one tar's entries, in archive order. */
+export class RootfsBuilder {
+  readonly root: FsNode = newDir();
+  private readonly source: number;
+
+  constructor(source: number) {
+    this.source = source;
+  }
+
+  add(e: TarEntry): void {
+    const comps = splitTarPath(e.path);
+    if (comps.length === 0) {
+      if (e.type !== "dir") throw new TarError(e.path, `the archive root must be a directory, not a ${e.type}`);
+      takeDirMetadata(this.root, nodeFromEntry(e, this.source));
+      return;
+    }
+    const name = comps[comps.length - 1]!;
+    if (e.type === "hardlink") {
+      const targetComps = splitTarPath(e.linkname, e.path);
+      const target = lookupPath(this.root, targetComps, e.path);
+      if (target === null) {
+        throw new TarError(e.path, `hardlink target "${displayName(e.linkname)}" does not exist (it must appear earlier in the archive)`);
+      }
+      if (target.kind === "dir") throw new TarError(e.path, `hardlink target "${displayName(e.linkname)}" is a directory`);
+      const parent = resolveDir(this.root, comps.slice(0, -1), true, e.path)!;
+      placeNode(parent, name, target);
+      return;
+    }
+    const node = nodeFromEntry(e, this.source);
+    const parent = resolveDir(this.root, comps.slice(0, -1), true, e.path)!;
+    placeNode(parent, name, node);
+  }
+}

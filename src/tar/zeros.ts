@@ -1,0 +1,85 @@
+// All-zero detection with native memcmp (Buffer.compare against a shared zero buffer):
+// ~8 GB/s per 4 KiB block and far more for long ranges, versus ~6 GB/s for a JS word loop.
+
+export const ZERO_BLOCK_SIZE = 4096;
+
+let zeros = new Uint8Array(1 << 20);
+
+/** True when bytes [start, end) of `buf` are all zero. */
+export function isZeroRange(buf: Uint8Array, start: number, end: number): boolean {
+  const len = end - start;
+  if (len <= 0) return true;
+  if (len > zeros.length) {
+    let size = zeros.length;
+    while (size < len) size *= 2;
+    zeros = new Uint8Array(size);
+  }
+  return Buffer.compare(buf.subarray(start, end), zeros.subarray(0, len)) === 0;
+}
+
+/**
+ * Follows one regular file's data, chunk by chunk, and records which file-relative 4 KiB
+ * blocks hold data. The last partial block is zero when all its bytes are.
+ */
+export class ZeroBlockScanner {
+  private blockIndex = 0;
+  private blockFill = 0;
+  private blockZero = true;
+  private runStart = -1;
+  private anyZero = false;
+  private runs: number[] = [];
+
+  /** Scans `buf[start, end)`, the next bytes of the file. */
+  scan(buf: Uint8Array, start: number, end: number): void {
+    let p = start;
+    if (this.blockFill > 0) {
+      const take = Math.min(ZERO_BLOCK_SIZE - this.blockFill, end - p);
+      if (this.blockZero && !isZeroRange(buf, p, p + take)) this.blockZero = false;
+      this.blockFill += take;
+      p += take;
+      if (this.blockFill < ZERO_BLOCK_SIZE) return;
+      this.closeBlocks(this.blockZero, 1);
+      this.blockFill = 0;
+    }
+    const full = Math.floor((end - p) / ZERO_BLOCK_SIZE);
+    if (full > 0) {
+      const fullEnd = p + full * ZERO_BLOCK_SIZE;
+      if (isZeroRange(buf, p, fullEnd)) {
+        this.closeBlocks(true, full);
+        p = fullEnd;
+      } else {
+        for (; p < fullEnd; p += ZERO_BLOCK_SIZE) this.closeBlocks(isZeroRange(buf, p, p + ZERO_BLOCK_SIZE), 1);
+      }
+    }
+    if (p < end) {
+      this.blockFill = end - p;
+      this.blockZero = isZeroRange(buf, p, end);
+    }
+  }
+
+  private closeBlocks(zero: boolean, count: number): void {
+    if (zero) {
+      this.anyZero = true;
+      if (this.runStart >= 0) {
+        this.runs.push(this.runStart, this.blockIndex - this.runStart);
+        this.runStart = -1;
+      }
+    } else if (this.runStart < 0) {
+      this.runStart = this.blockIndex;
+    }
+    this.blockIndex += count;
+  }
+
+  /** Non-zero block runs as flat [first, count, ...], or undefined when no block is zero. */
+  finish(): Uint32Array | undefined {
+    if (this.blockFill > 0) {
+      this.closeBlocks(this.blockZero, 1);
+      this.blockFill = 0;
+    }
+    if (this.runStart >= 0) {
+      this.runs.push(this.runStart, this.blockIndex - this.runStart);
+      this.runStart = -1;
+    }
+    return this.anyZero ? Uint32Array.from(this.runs) : undefined;
+  }
+}
