@@ -1,0 +1,131 @@
+// Extent trees (kernel docs: "Extent Tree"). The root lives in i_block (4 entries); more
+// extents go to leaf blocks of 340 entries, and more leaves to index blocks, level by level.
+import { crc32c } from "./crc32c.ts";
+import { BLOCK_SIZE, EXTENT_MAGIC, MAX_EXTENT_LEN } from "./constants.ts";
+
+export interface Extent {
+  logical: number;
+  physical: number;
+  length: number;
+}
+
+const HEADER = 12;
+const ENTRY = 12;
+const ROOT_MAX = 4;
+const BLOCK_MAX = (BLOCK_SIZE - HEADER - 4) / ENTRY; // 340: 4 bytes left for the checksum tail
+const TAIL_OFFSET = HEADER + BLOCK_MAX * ENTRY;
+
+/** Appends extents mapping `logical..` onto the physical [start, length] pairs, splitting at the 32768-block limit. */
+export function appendExtents(out: Extent[], logical: number, physicalRuns: number[]): void {
+  for (let i = 0; i < physicalRuns.length; i += 2) {
+    let physical = physicalRuns[i]!;
+    let left = physicalRuns[i + 1]!;
+    while (left > 0) {
+      const length = Math.min(left, MAX_EXTENT_LEN);
+      const prev = out[out.length - 1];
+      if (prev && prev.logical + prev.length === logical && prev.physical + prev.length === physical && prev.length + length <= MAX_EXTENT_LEN) {
+        prev.length += length;
+      } else {
+        out.push({ logical, physical, length });
+      }
+      logical += length;
+      physical += length;
+      left -= length;
+    }
+  }
+}
+
+/** Tree blocks (leaves + index blocks) needed for `count` extents; 0 when they fit in the inode. */
+export function extentTreeBlockCount(count: number): number {
+  let total = 0;
+  let level = count;
+  while (level > ROOT_MAX) {
+    level = Math.ceil(level / BLOCK_MAX);
+    total += level;
+  }
+  return total;
+}
+
+function writeHeader(view: DataView, off: number, entries: number, max: number, depth: number): void {
+  view.setUint16(off, EXTENT_MAGIC, true);
+  view.setUint16(off + 2, entries, true);
+  view.setUint16(off + 4, max, true);
+  view.setUint16(off + 6, depth, true);
+  view.setUint32(off + 8, 0, true);
+}
+
+function writeLeafEntry(view: DataView, off: number, e: Extent): void {
+  view.setUint32(off, e.logical, true);
+  view.setUint16(off + 4, e.length, true);
+  view.setUint16(off + 6, Math.floor(e.physical / 2 ** 32), true);
+  view.setUint32(off + 8, e.physical >>> 0, true);
+}
+
+function writeIndexEntry(view: DataView, off: number, logical: number, child: number): void {
+  view.setUint32(off, logical, true);
+  view.setUint32(off + 4, child >>> 0, true);
+  view.setUint16(off + 8, Math.floor(child / 2 ** 32), true);
+  view.setUint16(off + 10, 0, true);
+}
+
+export interface ExtentTree {
+  /** The 60 bytes for i_block. */
+  iBlock: Uint8Array;
+  /** extentTreeBlockCount(extents.length) blocks, to be written at treeStart.. in order. */
+  blocks: Uint8Array;
+  depth: number;
+}
+
+/**
+ * Lays out the tree for `extents` (ascending, non-overlapping). Tree blocks occupy
+ * `treeStart`, `treeStart + 1`, ... (leaves first, then each index level). Each tree block
+ * gets its checksum tail when `inodeCsumSeed` is given (metadata_csum).
+ */
+export function buildExtentTree(extents: Extent[], treeStart: number, inodeCsumSeed: number | null): ExtentTree {
+  const iBlock = new Uint8Array(60);
+  const rootView = new DataView(iBlock.buffer);
+  const blockCount = extentTreeBlockCount(extents.length);
+  const blocks = new Uint8Array(blockCount * BLOCK_SIZE);
+  const view = new DataView(blocks.buffer);
+
+  // Current level: (first logical block, physical block) of each node, or the extents themselves.
+  let depth = 0;
+  let nextBlock = 0;
+  let level: Array<{ logical: number; block: number }> = [];
+  if (extents.length > ROOT_MAX) {
+    for (let i = 0; i < extents.length; i += BLOCK_MAX) {
+      const chunk = extents.slice(i, i + BLOCK_MAX);
+      const base = nextBlock * BLOCK_SIZE;
+      writeHeader(view, base, chunk.length, BLOCK_MAX, 0);
+      chunk.forEach((e, j) => writeLeafEntry(view, base + HEADER + j * ENTRY, e));
+      level.push({ logical: chunk[0]!.logical, block: treeStart + nextBlock });
+      nextBlock++;
+    }
+    depth = 1;
+    while (level.length > ROOT_MAX) {
+      const upper: typeof level = [];
+      for (let i = 0; i < level.length; i += BLOCK_MAX) {
+        const chunk = level.slice(i, i + BLOCK_MAX);
+        const base = nextBlock * BLOCK_SIZE;
+        writeHeader(view, base, chunk.length, BLOCK_MAX, depth);
+        chunk.forEach((n, j) => writeIndexEntry(view, base + HEADER + j * ENTRY, n.logical, n.block));
+        upper.push({ logical: chunk[0]!.logical, block: treeStart + nextBlock });
+        nextBlock++;
+      }
+      level = upper;
+      depth++;
+    }
+    writeHeader(rootView, 0, level.length, ROOT_MAX, depth);
+    level.forEach((n, j) => writeIndexEntry(rootView, HEADER + j * ENTRY, n.logical, n.block));
+  } else {
+    writeHeader(rootView, 0, extents.length, ROOT_MAX, 0);
+    extents.forEach((e, j) => writeLeafEntry(rootView, HEADER + j * ENTRY, e));
+  }
+  if (inodeCsumSeed !== null) {
+    for (let b = 0; b < blockCount; b++) {
+      const base = b * BLOCK_SIZE;
+      view.setUint32(base + TAIL_OFFSET, crc32c(inodeCsumSeed, blocks, base, base + TAIL_OFFSET), true);
+    }
+  }
+  return { iBlock, blocks, depth };
+}

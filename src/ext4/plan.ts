@@ -1,0 +1,485 @@
+// The layout plan: from the tree alone, decide everything about the image — its size and
+// geometry, every inode's number, every file's blocks and extents, directory contents, xattr
+// placement and the journal — before a single byte is written. Pure apart from reading
+// in-memory file bytes.
+import { createHash } from "node:crypto";
+import { displayName, nameToBytes, type FsNode } from "../tree/index.ts";
+import { BlockAllocator, OutOfSpaceError } from "./allocator.ts";
+import * as C from "./constants.ts";
+import type { DirChild } from "./dirents.ts";
+import { directoryBlockCount } from "./htree.ts";
+import { appendExtents, extentTreeBlockCount, type Extent } from "./extents.ts";
+import { computeGeometry, defaultJournalBlocks, fixedMetadataBlocks, type Geometry } from "./geometry.ts";
+import { IN_INODE_XATTR_SPACE } from "./inode.ts";
+import { planXattrs, XATTR_REFCOUNT_MAX, type XattrPlan } from "./xattrs.ts";
+import { crc32c } from "./crc32c.ts";
+
+export class Ext4PlanError extends Error {
+  override name = "Ext4PlanError";
+}
+
+export interface Ext4Options {
+  /** Image size in bytes; default max(1 GiB, used × 1.25). */
+  size?: number;
+  /** "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx"; default derived from `identity` (or the tree). */
+  uuid?: string;
+  label?: string;
+  /** false: leave out metadata_csum for kernels older than 3.18. */
+  metadataCsum: boolean;
+  /** Bytes identifying the input (e.g. a hash of the tar headers) to derive UUID and hash seed. */
+  identity?: Uint8Array;
+  /** Superblock timestamps (s_mkfs_time, s_wtime); default $SOURCE_DATE_EPOCH or 0, for reproducible output. */
+  timestamp?: number;
+}
+
+/** One inode of the image and everything decided about it. */
+export interface PlannedInode {
+  ino: number;
+  node: FsNode;
+  linksCount: number;
+  /** Directories: parent inode number and entries (without "." and ".."). */
+  parentIno: number;
+  children: DirChild[] | null;
+  /** Blocks of content: directory blocks, a slow symlink's block, or a file's non-zero blocks. */
+  dataBlocks: number;
+  /** Non-zero logical block runs of a regular file: [first, count, ...]. */
+  logicalRuns: number[] | null;
+  extents: Extent[];
+  treeStart: number;
+  treeBlocks: number;
+  xattrs: XattrPlan | null;
+  xattrBlock: number;
+}
+
+export interface XattrBlockPlan {
+  block: Uint8Array;
+  blockNr: number;
+  refcount: number;
+}
+
+export interface Ext4Plan {
+  geometry: Geometry;
+  options: Ext4Options;
+  uuid: Uint8Array;
+  hashSeed: Uint8Array;
+  fsCsumSeed: number | null;
+  timestamp: number;
+  /** Indexed by ino - 1 for ino ≥ 11, plus root at ROOT_INO; sparse array. */
+  inodes: PlannedInode[];
+  inodesUsed: number;
+  journalBlocks: number;
+  journalExtents: Extent[];
+  journalTreeStart: number;
+  groupLayouts: Array<{ blockBitmap: number; inodeBitmap: number; inodeTable: number }>;
+  xattrBlocks: XattrBlockPlan[];
+  /** Regular files with data, in the order their bytes are copied (source, then offset). */
+  dataOrder: PlannedInode[];
+  allocator: BlockAllocator;
+}
+
+export const LOST_FOUND_BLOCKS = 4; // as mke2fs: room for e2fsck to reconnect files without allocating
+const MAX_SYMLINK = C.BLOCK_SIZE - 1;
+
+function fileTypeOf(node: FsNode): number {
+  switch (node.kind) {
+    case "file":
+      return C.FT_REG_FILE;
+    case "dir":
+      return C.FT_DIR;
+    case "symlink":
+      return C.FT_SYMLINK;
+    case "chardev":
+      return C.FT_CHRDEV;
+    case "blockdev":
+      return C.FT_BLKDEV;
+    case "fifo":
+      return C.FT_FIFO;
+    case "socket":
+      return C.FT_SOCK;
+  }
+}
+
+/** Non-zero 4 KiB block runs of in-memory bytes, or null when every block has data. */
+function zeroRunsOf(bytes: Uint8Array): number[] | null {
+  const blocks = Math.ceil(bytes.length / C.BLOCK_SIZE);
+  const runs: number[] = [];
+  let anyZero = false;
+  for (let b = 0; b < blocks; b++) {
+    const start = b * C.BLOCK_SIZE;
+    const end = Math.min(start + C.BLOCK_SIZE, bytes.length);
+    let zero = true;
+    for (let i = start; i < end; i++) {
+      if (bytes[i] !== 0) {
+        zero = false;
+        break;
+      }
+    }
+    if (zero) {
+      anyZero = true;
+      continue;
+    }
+    const n = runs.length;
+    if (n > 0 && runs[n - 2]! + runs[n - 1]! === b) runs[n - 1]!++;
+    else runs.push(b, 1);
+  }
+  return anyZero ? runs : null;
+}
+
+function logicalRunsOf(node: FsNode, path: string): number[] {
+  const blocks = Math.ceil(node.size / C.BLOCK_SIZE);
+  if (node.bytes) {
+    if (node.bytes.length !== node.size) throw new Ext4PlanError(`${displayName(path)}: size ${node.size} but ${node.bytes.length} bytes given`);
+    return zeroRunsOf(node.bytes) ?? (blocks > 0 ? [0, blocks] : []);
+  }
+  if (node.size > 0 && !node.data) throw new Ext4PlanError(`${displayName(path)}: regular file of ${node.size} bytes has no data source`);
+  const runs = node.data?.runs;
+  if (!runs) return blocks > 0 ? [0, blocks] : [];
+  const out = Array.from(runs);
+  for (let i = 0; i < out.length; i += 2) {
+    if (out[i]! + out[i + 1]! > blocks) throw new Ext4PlanError(`${displayName(path)}: data run beyond the file's ${blocks} blocks`);
+  }
+  return out;
+}
+
+function sumRuns(runs: number[]): number {
+  let n = 0;
+  for (let i = 1; i < runs.length; i += 2) n += runs[i]!;
+  return n;
+}
+
+function parseUuid(text: string): Uint8Array {
+  const hex = text.replace(/-/g, "");
+  if (!/^[0-9a-fA-F]{32}$/.test(hex)) throw new Ext4PlanError(`invalid UUID "${text}": expected 32 hex digits`);
+  const bytes = Uint8Array.from(Buffer.from(hex, "hex"));
+  if (bytes.every((b) => b === 0)) throw new Ext4PlanError("the UUID must not be all zeros");
+  return bytes;
+}
+
+function derive(identity: Uint8Array, purpose: string): Uint8Array {
+  const h = createHash("sha256").update(purpose).update(identity).digest();
+  const out = Uint8Array.from(h.subarray(0, 16));
+  out[6] = (out[6]! & 0x0f) | 0x40; // version 4 layout
+  out[8] = (out[8]! & 0x3f) | 0x80; // RFC 4122 variant
+  return out;
+}
+
+interface Numbering {
+  inodes: PlannedInode[];
+  byNode: Map<FsNode, PlannedInode>;
+  paths: Map<PlannedInode, string>;
+  identity: ReturnType<typeof createHash>;
+  lostFound: PlannedInode;
+}
+
+function newPlanned(ino: number, node: FsNode, parentIno: number): PlannedInode {
+  return {
+    ino,
+    node,
+    linksCount: 0,
+    parentIno,
+    children: null,
+    dataBlocks: 0,
+    logicalRuns: null,
+    extents: [],
+    treeStart: 0,
+    treeBlocks: 0,
+    xattrs: null,
+    xattrBlock: 0,
+  };
+}
+
+/** Gives every distinct node an inode number (root 2, lost+found 11, then depth-first in name order). */
+function numberInodes(root: FsNode): Numbering {
+  if (root.kind !== "dir" || !root.children) throw new Ext4PlanError("the tree's root must be a directory");
+  const identity = createHash("sha256");
+  const inodes: PlannedInode[] = [];
+  const byNode = new Map<FsNode, PlannedInode>();
+  const paths = new Map<PlannedInode, string>();
+  const rootPlan = newPlanned(C.ROOT_INO, root, C.ROOT_INO);
+  inodes.push(rootPlan);
+  byNode.set(root, rootPlan);
+  paths.set(rootPlan, "/");
+
+  let lostFoundNode = root.children.get("lost+found");
+  if (lostFoundNode && lostFoundNode.kind !== "dir") {
+    throw new Ext4PlanError("/lost+found in the input is not a directory; e2fsck needs it to be one");
+  }
+  const synthesizedLostFound = !lostFoundNode;
+  if (!lostFoundNode) {
+    lostFoundNode = {
+      kind: "dir",
+      mode: 0o700,
+      uid: 0,
+      gid: 0,
+      atime: root.mtime,
+      mtime: root.mtime,
+      ctime: root.mtime,
+      xattrs: new Map(),
+      size: 0,
+      children: new Map(),
+    };
+  }
+  const lostFound = newPlanned(C.LOST_FOUND_INO, lostFoundNode, C.ROOT_INO);
+  inodes.push(lostFound);
+  byNode.set(lostFoundNode, lostFound);
+  paths.set(lostFound, "/lost+found");
+
+  let nextIno = C.FIRST_INO + 1;
+  const stack: Array<[FsNode, PlannedInode, string]> = [[root, rootPlan, ""]];
+  while (stack.length > 0) {
+    const [dir, dirPlan, dirPath] = stack.pop()!;
+    const names = [...dir.children!.keys()].sort();
+    if (dir === root && synthesizedLostFound) names.unshift("lost+found");
+    const entries: DirChild[] = [];
+    let subdirs = 0;
+    const descend: Array<[FsNode, PlannedInode, string]> = [];
+    for (const name of names) {
+      const child: FsNode = dir === root && name === "lost+found" ? lostFoundNode : dir.children!.get(name)!;
+      const path = `${dirPath}/${name}`;
+      if (name.length === 0 || name.length > 255 || name === "." || name === ".." || name.includes("/") || name.includes("\0")) {
+        throw new Ext4PlanError(`invalid name ${JSON.stringify(displayName(name))} in ${displayName(dirPath || "/")}: names are 1-255 bytes without "/" or NUL`);
+      }
+      let plan = byNode.get(child);
+      if (dir === root && child === lostFoundNode) {
+        plan = lostFound;
+        descend.push([child, plan, path]);
+      } else if (plan && child.kind === "dir") {
+        throw new Ext4PlanError(`${displayName(path)}: a directory cannot have a second name (hardlinked directory)`);
+      } else if (!plan) {
+        plan = newPlanned(nextIno++, child, dirPlan.ino);
+        inodes.push(plan);
+        byNode.set(child, plan);
+        paths.set(plan, path);
+        if (child.kind === "dir") descend.push([child, plan, path]);
+      }
+      plan.linksCount++;
+      if (child.kind === "dir") subdirs++;
+      entries.push({ name: nameToBytes(name), ino: plan.ino, fileType: fileTypeOf(child) });
+      identity.update(`${path}\0${child.kind}\0${child.mode}\0${child.uid}\0${child.gid}\0${child.size}\0${child.mtime.sec}\0${child.mtime.nsec}\0${child.target ?? ""}\n`);
+    }
+    dirPlan.children = entries;
+    // A directory's links: its name in the parent (counted above) + "." + one ".." per subdirectory.
+    dirPlan.linksCount += 1 + subdirs;
+    for (let i = descend.length - 1; i >= 0; i--) stack.push(descend[i]!);
+  }
+  rootPlan.linksCount += 1; // the root's ".." names itself
+  inodes.sort((a, b) => a.ino - b.ino);
+  return { inodes, byNode, paths, identity, lostFound };
+}
+
+/** Everything the layout needs, except block numbers. */
+function measure(n: Numbering, metadataCsum: boolean): { contentBlocks: number; extentBlocksEstimate: number; xattrBlocks: number } {
+  let contentBlocks = 0;
+  let extentBlocksEstimate = 0;
+  const xattrBlocks = new Map<string, number>(); // block key -> inodes using it
+  for (const p of n.inodes) {
+    const node = p.node;
+    const path = n.paths.get(p)!;
+    if (node.xattrs.size > 0) {
+      try {
+        p.xattrs = planXattrs(node.xattrs, IN_INODE_XATTR_SPACE);
+      } catch (err) {
+        throw new Ext4PlanError(`${displayName(path)}: ${(err as Error).message}`);
+      }
+      if (p.xattrs.block) xattrBlocks.set(p.xattrs.blockKey!, (xattrBlocks.get(p.xattrs.blockKey!) ?? 0) + 1);
+    }
+    let runsForEstimate: number[] = [];
+    switch (node.kind) {
+      case "dir": {
+        const count =
+          p.ino === C.LOST_FOUND_INO && p.children!.length === 0
+            ? LOST_FOUND_BLOCKS
+            : directoryBlockCount(p.children!.map((c) => ({ nameLength: c.name.length })), { metadataCsum });
+        p.dataBlocks = count;
+        runsForEstimate = [0, count];
+        break;
+      }
+      case "symlink": {
+        const len = (node.target ?? "").length;
+        if (len === 0) throw new Ext4PlanError(`${displayName(path)}: empty symlink target`);
+        if (len > MAX_SYMLINK) throw new Ext4PlanError(`${displayName(path)}: symlink target of ${len} bytes exceeds ${MAX_SYMLINK}`);
+        if (len >= 60) {
+          p.dataBlocks = 1;
+          runsForEstimate = [0, 1];
+        }
+        break;
+      }
+      case "file": {
+        if (!Number.isSafeInteger(node.size) || node.size < 0) throw new Ext4PlanError(`${displayName(path)}: invalid size ${node.size}`);
+        p.logicalRuns = logicalRunsOf(node, path);
+        p.dataBlocks = sumRuns(p.logicalRuns);
+        runsForEstimate = p.logicalRuns;
+        break;
+      }
+      default:
+        break;
+    }
+    contentBlocks += p.dataBlocks;
+    if (runsForEstimate.length > 0) {
+      // Each run may be split by the 32768-block extent limit and once more by a backup group.
+      let extents = 0;
+      for (let i = 1; i < runsForEstimate.length; i += 2) extents += Math.ceil(runsForEstimate[i]! / C.MAX_EXTENT_LEN) + 1;
+      extentBlocksEstimate += extentTreeBlockCount(extents);
+    }
+  }
+  let xattrBlockCount = 0;
+  for (const users of xattrBlocks.values()) xattrBlockCount += Math.ceil(users / XATTR_REFCOUNT_MAX);
+  return { contentBlocks, extentBlocksEstimate, xattrBlocks: xattrBlockCount };
+}
+
+const MIN_DEFAULT_BLOCKS = (1024 * 1024 * 1024) / C.BLOCK_SIZE; // 1 GiB
+const ALIGN_BLOCKS = 256; // default sizes are whole MiB
+
+function chooseGeometry(requested: number | undefined, dynamicBlocks: number, inodesNeeded: number): { geometry: Geometry; journalBlocks: number; required: number } {
+  const requiredFor = (g: Geometry) => {
+    const journal = defaultJournalBlocks(g.blocksCount);
+    return { journal, required: dynamicBlocks + journal + fixedMetadataBlocks(g) };
+  };
+  const trimTinyLastGroup = (blocks: number) => {
+    const rem = blocks % C.BLOCKS_PER_GROUP;
+    const groups = Math.ceil(blocks / C.BLOCKS_PER_GROUP);
+    const gdt = Math.ceil((groups * C.DESC_SIZE) / C.BLOCK_SIZE);
+    return rem > 0 && rem < 1 + gdt + 64 && blocks > C.BLOCKS_PER_GROUP ? blocks - rem : blocks;
+  };
+  if (requested !== undefined) {
+    const blocks = trimTinyLastGroup(Math.floor(requested / C.BLOCK_SIZE));
+    const g = computeGeometry(blocks, inodesNeeded);
+    const needMiB = (b: number) => Math.ceil((b * C.BLOCK_SIZE) / 1048576);
+    if (!g) throw new Ext4PlanError(`--size ${requested} bytes is too small: ${inodesNeeded} inodes do not fit in ${blocks} blocks`);
+    const { journal, required } = requiredFor(g);
+    if (required > blocks) {
+      throw new Ext4PlanError(
+        `--size ${(requested / 1048576).toFixed(1)} MiB is too small: the content needs at least ${needMiB(required)} MiB (${required} blocks of 4 KiB including metadata and journal)`,
+      );
+    }
+    return { geometry: g, journalBlocks: journal, required };
+  }
+  let blocks = MIN_DEFAULT_BLOCKS;
+  for (let round = 0; round < 20; round++) {
+    const g = computeGeometry(blocks, inodesNeeded);
+    if (g) {
+      const { journal, required } = requiredFor(g);
+      const want = Math.max(MIN_DEFAULT_BLOCKS, Math.ceil((required * 1.25) / ALIGN_BLOCKS) * ALIGN_BLOCKS);
+      if (want <= blocks) return { geometry: g, journalBlocks: journal, required };
+      blocks = trimTinyLastGroup(want) < want ? want + ALIGN_BLOCKS : want;
+    } else {
+      blocks *= 2;
+    }
+  }
+  throw new Ext4PlanError("could not find a filesystem size for this tree");
+}
+
+export function planExt4(root: FsNode, options: Ext4Options): Ext4Plan {
+  if (options.label !== undefined && Buffer.byteLength(options.label, "utf8") > 16) {
+    throw new Ext4PlanError(`volume label "${options.label}" is longer than 16 bytes`);
+  }
+  const numbering = numberInodes(root);
+  const { metadataCsum } = options;
+  const measured = measure(numbering, metadataCsum);
+  const inodesNeeded = numbering.inodes[numbering.inodes.length - 1]!.ino;
+  const dynamicBlocks = measured.contentBlocks + measured.xattrBlocks + measured.extentBlocksEstimate + 2; // + journal tree slack
+  const { geometry, journalBlocks } = chooseGeometry(options.size, dynamicBlocks, inodesNeeded);
+
+  const identity = options.identity ?? Uint8Array.from(numbering.identity.digest());
+  const uuid = options.uuid ? parseUuid(options.uuid) : derive(identity, "banger ext4 uuid");
+  const hashSeed = derive(identity, "banger ext4 directory hash seed");
+  const fsCsumSeed = metadataCsum ? crc32c(0xffffffff, uuid) : null;
+  const envEpoch = Number(process.env.SOURCE_DATE_EPOCH);
+  const timestamp = options.timestamp ?? (Number.isSafeInteger(envEpoch) && envEpoch > 0 ? envEpoch : 0);
+
+  const alloc = new BlockAllocator(geometry);
+  try {
+    // Fixed metadata, flex_bg style: every group's bitmaps and inode table packed after group 0's descriptors.
+    const blockBitmaps = alloc.contiguous(geometry.groupCount, "block bitmaps");
+    const inodeBitmaps = alloc.contiguous(geometry.groupCount, "inode bitmaps");
+    const groupLayouts = [];
+    for (let grp = 0; grp < geometry.groupCount; grp++) {
+      groupLayouts.push({
+        blockBitmap: blockBitmaps + grp,
+        inodeBitmap: inodeBitmaps + grp,
+        inodeTable: alloc.contiguous(geometry.inodeTableBlocksPerGroup, `inode table of group ${grp}`),
+      });
+    }
+
+    const journalExtents: Extent[] = [];
+    if (journalBlocks > 0) {
+      const runs: number[] = [];
+      alloc.runs(journalBlocks, "journal", runs);
+      appendExtents(journalExtents, 0, runs);
+    }
+
+    // Directories, symlink blocks and xattr blocks first (metadata locality), then file data.
+    // Inodes with equal block xattrs share one block, up to the kernel's refcount limit.
+    const xattrBlocks: XattrBlockPlan[] = [];
+    const xattrByKey = new Map<string, XattrBlockPlan>();
+    const xattrBlockFor = (xp: XattrPlan): XattrBlockPlan => {
+      let entry = xattrByKey.get(xp.blockKey!);
+      if (!entry || entry.refcount >= XATTR_REFCOUNT_MAX) {
+        entry = { block: Uint8Array.from(xp.block!), blockNr: alloc.contiguous(1, "xattr block"), refcount: 0 };
+        xattrBlocks.push(entry);
+        xattrByKey.set(xp.blockKey!, entry);
+      }
+      entry.refcount++;
+      return entry;
+    };
+    const dataOrder: PlannedInode[] = [];
+    for (const p of numbering.inodes) {
+      if (p.xattrs?.block) p.xattrBlock = xattrBlockFor(p.xattrs).blockNr;
+      if (p.node.kind === "dir" || (p.node.kind === "symlink" && p.dataBlocks > 0)) {
+        const runs: number[] = [];
+        alloc.runs(p.dataBlocks, `${p.node.kind} ${displayName(numbering.paths.get(p)!)}`, runs);
+        appendExtents(p.extents, 0, runs);
+      } else if (p.node.kind === "file" && p.dataBlocks > 0) {
+        dataOrder.push(p);
+      }
+    }
+    // File data in source order so the writer reads each source sequentially.
+    dataOrder.sort((a, b) => {
+      const da = a.node.data;
+      const db = b.node.data;
+      if (!da || !db) return da ? 1 : db ? -1 : a.ino - b.ino;
+      return da.source - db.source || da.offset - db.offset;
+    });
+    for (const p of dataOrder) {
+      const what = `file ${displayName(numbering.paths.get(p)!)}`;
+      const runs = p.logicalRuns!;
+      for (let i = 0; i < runs.length; i += 2) {
+        const physical: number[] = [];
+        alloc.runs(runs[i + 1]!, what, physical);
+        appendExtents(p.extents, runs[i]!, physical);
+      }
+    }
+    // Extent tree blocks, now that every extent is known.
+    let journalTreeStart = 0;
+    const journalTree = extentTreeBlockCount(journalExtents.length);
+    if (journalTree > 0) journalTreeStart = alloc.contiguous(journalTree, "journal extent tree");
+    for (const p of numbering.inodes) {
+      p.treeBlocks = extentTreeBlockCount(p.extents.length);
+      if (p.treeBlocks > 0) p.treeStart = alloc.contiguous(p.treeBlocks, `extent tree of ${displayName(numbering.paths.get(p)!)}`);
+    }
+
+    const plan: Ext4Plan = {
+      geometry,
+      options,
+      uuid,
+      hashSeed,
+      fsCsumSeed,
+      timestamp,
+      inodes: numbering.inodes,
+      inodesUsed: numbering.inodes.length + C.FIRST_INO - 2, // reserved inodes 1..10 count as used
+      journalBlocks,
+      journalExtents,
+      journalTreeStart,
+      groupLayouts,
+      xattrBlocks,
+      dataOrder,
+      allocator: alloc,
+    };
+    return plan;
+  } catch (err) {
+    if (err instanceof OutOfSpaceError) {
+      throw new Ext4PlanError(`image of ${(geometry.blocksCount * C.BLOCK_SIZE / 1048576).toFixed(1)} MiB is too small: ${err.message}`);
+    }
+    throw err;
+  }
+}
