@@ -182,5 +182,20 @@ export function interpretPax(records: PaxRecords, entry: string | null): PaxOver
     }
   }
   if (selinux && !out.xattrs.has("security.selinux")) out.xattrs.set("security.selinux", selinux);
+  // GNU tar --acls writes the mode-equivalent access ACL (user::, group::, other:: only) of every
+  // file; the kernel never stores such an ACL (it is just the mode), so neither do we.
+  const access = out.xattrs.get("system.posix_acl_access");
+  if (access && isMinimalAcl(access)) out.xattrs.delete("system.posix_acl_access");
   return out;
+}
+
+/** A VFS ACL value holding only the three base entries (equivalent to permission bits). */
+export function isMinimalAcl(value: Uint8Array): boolean {
+  if (value.length !== 4 + 3 * 8) return false;
+  const view = new DataView(value.buffer, value.byteOffset, value.byteLength);
+  for (let i = 0; i < 3; i += 1) {
+    const tag = view.getUint16(4 + 8 * i, true);
+    if (tag !== 0x01 && tag !== 0x04 && tag !== 0x20) return false;
+  }
+  return true;
 }
