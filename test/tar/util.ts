@@ -2,7 +2,7 @@
 // comparing a loaded tree with a real directory, temp dirs.
 
 import { expect } from "bun:test";
-import { lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from "node:fs";
+import { lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, type Stats } from "node:fs";
 import { join } from "node:path";
 import type { ByteSource, FsNode } from "../../src/tree/types.ts";
 import { bytesToName, displayName } from "../../src/tree/names.ts";
@@ -61,7 +61,7 @@ export function expectedRuns(content: Uint8Array): number[] | undefined {
   return anyZero ? runs : undefined;
 }
 
-function kindOf(st: ReturnType<typeof lstatSync>): FsNode["kind"] {
+function kindOf(st: Stats): FsNode["kind"] {
   if (st.isDirectory()) return "dir";
   if (st.isFile()) return "file";
   if (st.isSymbolicLink()) return "symlink";
