@@ -1,0 +1,215 @@
+// Renders bench/RESULTS.md from the per-case results: machine, method, targets, one table per case.
+import type { MachineInfo } from "./machine.ts";
+import { median, type Measurement } from "./measure.ts";
+import type { FsckResult, ZeroCheck } from "./verify.ts";
+
+export interface CaseResult {
+  name: string;
+  title: string;
+  mode: "full" | "quick";
+  date: string;
+  describe: string;
+  runs: number;
+  sync: boolean;
+  input: { tar?: string; tarBytes?: number; entries?: number; fileBytes?: number; files?: number; dirs?: number; symlinks?: number; hardlinks?: number; streamBytes?: number; nonZeroBlocks?: number };
+  imageSize: number | null;
+  mkfsInodes: number | null;
+  tools: { name: string; description: string }[];
+  measurements: Record<string, Measurement[]>;
+  skipped: { tool: string; why: string }[];
+  fsck: FsckResult | null;
+  zero: ZeroCheck | null;
+  bangerIdleRssKiB?: number;
+  notes: string[];
+  error?: string;
+}
+
+interface Summary {
+  okRuns: number;
+  totalRuns: number;
+  wall: number;
+  cpu: number;
+  rssKiB: number;
+  errors: string[];
+}
+
+export function summarize(ms: Measurement[] | undefined): Summary | null {
+  if (!ms || !ms.length) return null;
+  const ok = ms.filter((m) => m.ok);
+  return {
+    okRuns: ok.length,
+    totalRuns: ms.length,
+    wall: median(ok.map((m) => m.wallS)),
+    cpu: median(ok.map((m) => m.cpuS)),
+    rssKiB: median(ok.map((m) => m.rssKiB)),
+    errors: [...new Set(ms.filter((m) => !m.ok).map((m) => m.error ?? "failed"))],
+  };
+}
+
+const f2 = (x: number) => (Number.isFinite(x) ? x.toFixed(2) : "—");
+const mib = (kib: number) => (Number.isFinite(kib) ? (kib / 1024).toFixed(0) : "—");
+const gib = (b: number) => (b / 2 ** 30).toFixed(2);
+const mark = (ok: boolean | null) => (ok === null ? "?" : ok ? "✓" : "✗");
+const RSS_LIMIT_KIB = (300e6 / 1024);
+
+function caseTable(r: CaseResult): string[] {
+  const lines: string[] = [];
+  const b = summarize(r.measurements["banger"]);
+  lines.push("| tool | ok runs | wall median (s) | CPU user+sys median (s) | peak RSS median (MiB) | wall ÷ banger's |");
+  lines.push("|---|---|---|---|---|---|");
+  for (const t of r.tools) {
+    const s = summarize(r.measurements[t.name]);
+    if (!s) {
+      lines.push(`| ${t.name} | 0/0 | — | — | — | — |`);
+      continue;
+    }
+    const ratio = b && Number.isFinite(b.wall) && Number.isFinite(s.wall) ? `${(s.wall / b.wall).toFixed(2)}×` : "—";
+    lines.push(`| ${t.name} | ${s.okRuns}/${s.totalRuns} | ${f2(s.wall)} | ${f2(s.cpu)} | ${mib(s.rssKiB)} | ${ratio} |`);
+  }
+  return lines;
+}
+
+function inputLine(r: CaseResult): string {
+  const i = r.input;
+  if (i.streamBytes !== undefined) return `Input: ${r.describe}; ${gib(i.streamBytes)} GiB streamed through a pipe.`;
+  const parts = [`Input: ${r.describe}`];
+  if (i.tarBytes !== undefined) parts.push(`tar ${(i.tarBytes / 2 ** 20).toFixed(1)} MiB`);
+  if (i.entries !== undefined) parts.push(`${i.entries.toLocaleString("en-US")} entries (${i.files} files, ${i.dirs} dirs, ${i.symlinks} symlinks, ${i.hardlinks} hardlinks)`);
+  if (r.imageSize) parts.push(`image size for every tool ${(r.imageSize / 2 ** 20).toFixed(0)} MiB`);
+  if (r.mkfsInodes) parts.push(`mkfs.ext4 -N ${r.mkfsInodes}`);
+  return parts.join("; ") + ".";
+}
+
+interface Target {
+  text: string;
+  ok: boolean | null;
+  detail: string;
+}
+
+function targets(byName: Map<string, CaseResult>): Target[] {
+  const out: Target[] = [];
+  const deb = byName.get("debian");
+  const s = (r: CaseResult | undefined, tool: string) => (r ? summarize(r.measurements[tool]) : null);
+  const b = s(deb, "banger");
+  const cmp = (tool: string, text: string, test: (ratio: number) => boolean, show: (ratio: number) => string) => {
+    const o = s(deb, tool);
+    if (!b || !o || !Number.isFinite(b.wall) || !Number.isFinite(o.wall)) {
+      out.push({ text, ok: null, detail: !deb ? "Debian case not run" : !b || !Number.isFinite(b.wall) ? "banger did not complete" : `${tool} not measured` });
+      return;
+    }
+    const ratio = o.wall / b.wall;
+    out.push({ text, ok: test(ratio), detail: show(ratio) });
+  };
+  cmp("go-pipeline", "Debian: ≥ 5× faster than the banger-style pipeline (tar + mkfs.ext4 -d + debugfs)", (x) => x >= 5, (x) => `pipeline takes ${x.toFixed(2)}× banger's wall time`);
+  cmp("mkfs.ext4 -d", "Debian: faster than `mkfs.ext4 -d` alone", (x) => x > 1, (x) => `mkfs.ext4 -d takes ${x.toFixed(2)}× banger's wall time`);
+  cmp("cat (floor)", "Debian: within 1.5× of the plain copy", (x) => 1 / x <= 1.5, (x) => `banger takes ${(1 / x).toFixed(2)}× the copy's wall time`);
+  for (const [name, label] of [["debian", "Debian"], ["file-8g", "8 GiB file"]] as const) {
+    const bb = s(byName.get(name), "banger");
+    const text = `${label}: banger peak RSS ≤ 300 MB`;
+    if (!bb || !Number.isFinite(bb.rssKiB)) out.push({ text, ok: null, detail: byName.has(name) ? "banger did not complete" : "case not run" });
+    else out.push({ text, ok: bb.rssKiB <= RSS_LIMIT_KIB, detail: `${(bb.rssKiB * 1024 / 1e6).toFixed(0)} MB (${mib(bb.rssKiB)} MiB)` });
+  }
+  const m1 = byName.get("files-1m");
+  const b1 = s(m1, "banger");
+  const text1 = `1,000,000 files: finishes, fsck-clean; memory per entry stated`;
+  if (!m1 || !b1 || !Number.isFinite(b1.wall)) out.push({ text: text1, ok: m1 ? false : null, detail: m1 ? `banger failed: ${b1?.errors[0] ?? m1.error ?? "?"}` : "case not run" });
+  else out.push({ text: text1, ok: m1.fsck?.ok ?? null, detail: `${f2(b1.wall)} s; e2fsck -fn ${m1.fsck?.ok ? "clean" : `NOT clean: ${m1.fsck?.detail}`}; ${perEntry(m1, b1.rssKiB)}` });
+  const z = byName.get("zero-100g");
+  const bz = s(z, "banger");
+  const textZ = "100 GiB mostly-zero stream: image holds only its non-zero blocks; time bounded by reading the pipe";
+  if (!z || !bz || !Number.isFinite(bz.wall)) out.push({ text: textZ, ok: z ? false : null, detail: z ? `banger failed: ${bz?.errors[0] ?? z.error ?? "?"}` : "case not run" });
+  else {
+    const floor = s(z, "pipe read (floor)");
+    const bytes = z.input.streamBytes ?? 0;
+    const ratio = floor && Number.isFinite(floor.wall) ? bz.wall / floor.wall : NaN;
+    out.push({
+      text: textZ,
+      ok: (z.zero?.ok ?? false) && (!Number.isFinite(ratio) || ratio <= 1.5),
+      detail: `zero detection ${(bytes / bz.wall / 1e9).toFixed(2)} GB/s vs pipe read ${floor ? (bytes / floor.wall / 1e9).toFixed(2) : "?"} GB/s (${Number.isFinite(ratio) ? ratio.toFixed(2) : "?"}× the pipe-read time; ✓ needs ≤ 1.5×); blocks: ${z.zero?.detail ?? "not checked"}`,
+    });
+  }
+  return out;
+}
+
+function perEntry(r: CaseResult, rssKiB: number): string {
+  const n = r.input.entries ?? 0;
+  if (!n || !Number.isFinite(rssKiB)) return "memory per entry: —";
+  const idle = r.bangerIdleRssKiB ?? 0;
+  const raw = (rssKiB * 1024) / n;
+  const net = ((rssKiB - idle) * 1024) / n;
+  return `memory per entry: ${net.toFixed(0)} bytes above banger's idle RSS (${mib(idle)} MiB), ${raw.toFixed(0)} bytes counting all of peak RSS ${mib(rssKiB)} MiB over ${n.toLocaleString("en-US")} entries`;
+}
+
+export function renderResults(results: CaseResult[], machine: MachineInfo, ctx: { quick: boolean; fixtureCache: string; workRoot: string }): string {
+  const byName = new Map(results.map((r) => [r.name, r]));
+  const L: string[] = [];
+  L.push(ctx.quick ? "# banger benchmark results (QUICK smoke variants — not the real targets' inputs)" : "# banger benchmark results");
+  L.push("");
+  L.push(`Rendered ${new Date().toISOString()} by \`bun run bench${ctx.quick ? " --quick" : ""}\` (bench/run.ts). Each case below carries the date it was measured.`);
+  L.push("");
+  L.push("## Machine");
+  L.push("");
+  L.push(`- CPU: ${machine.cpu}, nproc ${machine.nproc}`);
+  L.push(`- memory: ${machine.memoryGiB} GiB`);
+  L.push(`- kernel: ${machine.kernel}`);
+  L.push(`- bun: ${machine.bun}; e2fsprogs: ${machine.e2fsprogs}; ${machine.gnuTar}`);
+  L.push(`- disk (scratch ${ctx.workRoot}): ${machine.disk}`);
+  L.push("- shared machine: other engineers' tests may run concurrently, so expect some noise");
+  L.push("");
+  L.push("## Method");
+  L.push("");
+  L.push("- Every tool gets the same input in the same run and the same image size (`--size` for banger, the size argument for mkfs.ext4: banger's default rule max(1 GiB, used × 1.25)); `mkfs.ext4 -N` is raised only where its default inode count cannot hold the entries.");
+  L.push("- Each measurement is one `bash -c` script under GNU time (`/usr/bin/time -f '%e %U %S %M'`): wall time, user+sys CPU of the whole process tree, peak RSS of the largest process in it. Medians over the runs; tools interleaved and their order rotated each run.");
+  L.push("- The input tar is read once before the runs (warm page cache for every tool). Outputs are written to the same scratch filesystem and, unless `--no-sync`, fsynced (`sync FILE`) inside the timed command, so every tool pays for durable data (mkfs.ext4 and debugfs fsync on close anyway).");
+  L.push("- Baselines: **go-pipeline** = `tar --numeric-owner --xattrs --xattrs-include='*' -xpf` into a temp dir + `mkfs.ext4 -q -F -d DIR IMG SIZE` + a debugfs script with `sif PATH uid/gid/mode` for every entry (generated by walking the tree, bench/debugfs-script.ts) run by `debugfs -w -f`, all timed; **mkfs.ext4 -d** = the same mkfs on a tree extracted beforehand (not timed); **cat (floor)** = `cat TAR > FILE`; **pipe read (floor)** = reading the generated stream into /dev/null.");
+  L.push("- banger's image is checked with `e2fsck -fn` after timing (not timed).");
+  L.push(`- Inputs are cached in ${ctx.fixtureCache} (never committed); the 100 GiB stream is generated on the fly (bench/zero-stream.ts, 64 KiB writes) and never stored.`);
+  L.push("");
+  L.push("## Targets");
+  L.push("");
+  for (const t of targets(byName)) L.push(`- ${mark(t.ok)} ${t.text} — ${t.detail}`);
+  L.push("");
+  for (const r of results) {
+    L.push(`## ${r.title}${r.mode === "quick" ? " — quick variant" : ""}`);
+    L.push("");
+    L.push(`Case \`${r.name}\`, measured ${r.date.replace("T", " ").slice(0, 16)} UTC, ${r.runs} run(s)${r.sync ? "" : ", without fsync"}.`);
+    L.push(inputLine(r));
+    L.push("");
+    if (r.error) {
+      L.push(`**Case failed before or while measuring:** ${r.error}`);
+      L.push("");
+    }
+    L.push(...caseTable(r));
+    L.push("");
+    for (const t of r.tools) {
+      const s = summarize(r.measurements[t.name]);
+      if (s?.errors.length) L.push(`- **${t.name} failed** (${s.totalRuns - s.okRuns}/${s.totalRuns} runs): ${s.errors.map((e) => "`" + e.replace(/\s+/g, " ").slice(0, 400) + "`").join("; ")}`);
+    }
+    for (const sk of r.skipped) L.push(`- ${sk.tool}: not run — ${sk.why}`);
+    if (r.fsck) L.push(`- banger image \`e2fsck -fn\`: ${r.fsck.ok ? "✓ clean" : "✗ NOT clean"} (${r.fsck.detail.replace(/\s+/g, " ").slice(0, 400)})`);
+    else if (r.measurements["banger"]) L.push("- banger image `e2fsck -fn`: not checked (banger did not complete)");
+    const b = summarize(r.measurements["banger"]);
+    if (b && Number.isFinite(b.rssKiB) && r.input.entries && r.input.entries > 1000) L.push(`- ${perEntry(r, b.rssKiB)}`);
+    if (r.zero) {
+      const bytes = r.input.streamBytes ?? 0;
+      L.push(`- zero detection: ${b && Number.isFinite(b.wall) ? (bytes / b.wall / 1e9).toFixed(2) : "—"} GB/s (${gib(bytes)} GiB in banger's wall time)`);
+      L.push(`- ${r.zero.ok ? "✓" : "✗"} ${r.zero.detail}; image ${gib(r.zero.imageApparentBytes)} GiB apparent, ${(r.zero.imageHostAllocatedBytes / 2 ** 20).toFixed(1)} MiB allocated on the host`);
+    }
+    for (const n of r.notes) L.push(`- ${n}`);
+    L.push("");
+    L.push("<details><summary>tools</summary>");
+    L.push("");
+    for (const t of r.tools) L.push(`- **${t.name}**: ${t.description}`);
+    L.push("");
+    L.push("</details>");
+    L.push("");
+  }
+  const missing = ["debian", "files-1m", "files-100k-one-dir", "file-8g", "zero-100g"].filter((n) => !byName.has(n));
+  if (missing.length) {
+    L.push("## Not run yet");
+    L.push("");
+    L.push(`Cases without results in this file: ${missing.map((n) => `\`${n}\``).join(", ")} (run \`bun run bench --case NAME\`).`);
+    L.push("");
+  }
+  return L.join("\n");
+}

@@ -1,0 +1,214 @@
+#!/usr/bin/env bun
+// Benchmark runner: `bun run bench [--case NAME]... [--runs N] [--quick] [--out FILE] [--only-banger] [--no-sync]`
+// Every tool gets the same input in the same run; medians of N runs (tools interleaved, order
+// rotated each run); inputs are read once beforehand so every tool starts with a warm page cache.
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { CASES, type CaseDef, type Input } from "./cases.ts";
+import { extractTree, removeTree, type Tool } from "./baselines.ts";
+import { FIXTURE_CACHE, REPO_ROOT, freeBytes } from "./inputs.ts";
+import { machineInfo } from "./machine.ts";
+import { measure, requireGnuTime, type Measurement } from "./measure.ts";
+import { renderResults, type CaseResult } from "./report.ts";
+import { imageSizeFor, mkfsInodeCount, scanTar, type TarStats } from "./tar-scan.ts";
+import { checkZeroImage, fsck } from "./verify.ts";
+
+interface Options {
+  cases: string[];
+  runs: number;
+  quick: boolean;
+  out: string;
+  onlyBanger: boolean;
+  sync: boolean;
+}
+
+const USAGE = `usage: bun bench/run.ts [--case NAME]... [--runs N] [--quick] [--out FILE] [--only-banger] [--no-sync]
+cases: ${CASES.map((c) => c.name).join(", ")} (default: all)
+  --runs N        runs per tool, median reported (default 3; 1 with --quick)
+  --quick         small variant of every case, a smoke run in under 2 minutes
+  --out FILE      results markdown (default bench/RESULTS.md; bench/out/RESULTS-quick.md with --quick)
+  --only-banger   skip the baselines (for iterating on the writer)
+  --no-sync       do not fsync outputs at the end of each timed command
+env: BANGER_FIXTURE_CACHE (inputs, default /var/tmp/banger-fixtures), BANGER_BENCH_WORK (scratch, default /var/tmp/banger-bench)`;
+
+function parseOptions(argv: string[]): Options {
+  const o: Options = { cases: [], runs: NaN, quick: false, out: "", onlyBanger: false, sync: true };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const value = () => {
+      const v = argv[++i];
+      if (v === undefined) throw new Error(`${a} needs a value\n${USAGE}`);
+      return v;
+    };
+    if (a === "--case") o.cases.push(value());
+    else if (a === "--runs") o.runs = Number(value());
+    else if (a === "--quick") o.quick = true;
+    else if (a === "--out") o.out = value();
+    else if (a === "--only-banger") o.onlyBanger = true;
+    else if (a === "--no-sync") o.sync = false;
+    else if (a === "--help" || a === "-h") {
+      console.log(USAGE);
+      process.exit(0);
+    } else throw new Error(`unknown argument ${a}\n${USAGE}`);
+  }
+  if (Number.isNaN(o.runs)) o.runs = o.quick ? 1 : 3;
+  if (!Number.isInteger(o.runs) || o.runs < 1) throw new Error(`--runs must be a positive integer`);
+  for (const c of o.cases) if (!CASES.some((k) => k.name === c)) throw new Error(`unknown case "${c}"\n${USAGE}`);
+  if (!o.out) o.out = o.quick ? "bench/out/RESULTS-quick.md" : "bench/RESULTS.md";
+  return o;
+}
+
+function log(msg: string): void {
+  console.error(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}`);
+}
+
+const WORK_ROOT = process.env.BANGER_BENCH_WORK || "/var/tmp/banger-bench";
+
+function statsFor(tar: string): TarStats {
+  const side = `${tar}.stats.json`;
+  const st = statSync(tar);
+  if (existsSync(side)) {
+    const cached = JSON.parse(readFileSync(side, "utf8")) as { mtimeMs: number; stats: TarStats };
+    if (cached.mtimeMs === st.mtimeMs && cached.stats.tarBytes === st.size) return cached.stats;
+  }
+  const stats = scanTar(tar);
+  writeFileSync(side, JSON.stringify({ mtimeMs: st.mtimeMs, stats }));
+  return stats;
+}
+
+async function warmCache(tar: string): Promise<void> {
+  await Bun.spawn(["bash", "-c", 'cat "$1" > /dev/null', "w", tar]).exited;
+}
+
+/** RSS of banger doing nothing (loading its CLI and printing help): the fixed part of its memory. */
+async function bangerIdleRss(work: string): Promise<number> {
+  const m = await measure("banger --help", {
+    script: `cd "$REPO"; "$BUN" src/cli/main.ts internal make-ext4 --help > /dev/null`,
+    env: { REPO: REPO_ROOT, BUN: process.execPath },
+    cwd: REPO_ROOT,
+    timeoutS: 60,
+    workDir: work,
+  });
+  return m.rssKiB;
+}
+
+async function runCase(def: CaseDef, opt: Options): Promise<CaseResult> {
+  const v = opt.quick ? def.quick : def.full;
+  const work = join(WORK_ROOT, def.name);
+  rmSync(work, { recursive: true, force: true });
+  mkdirSync(work, { recursive: true });
+  const result: CaseResult = {
+    name: def.name,
+    title: def.title,
+    mode: opt.quick ? "quick" : "full",
+    date: new Date().toISOString(),
+    describe: v.describe,
+    runs: opt.runs,
+    sync: opt.sync,
+    input: {},
+    imageSize: null,
+    mkfsInodes: null,
+    tools: [],
+    measurements: {},
+    skipped: opt.onlyBanger ? [...v.skipped, ...v.tools.filter((t) => t.name !== "banger").map((t) => ({ tool: t.name, why: "--only-banger" }))] : [...v.skipped],
+    fsck: null,
+    zero: null,
+    notes: [],
+  };
+  try {
+    log(`${def.name}: preparing input (${v.describe})`);
+    const input: Input = await v.prepare();
+    const env: Record<string, string> = { REPO: REPO_ROOT, BUN: process.execPath, WORK: work, SYNC: opt.sync ? "1" : "0" };
+    if (input.kind === "tar") {
+      const stats = statsFor(input.tar);
+      result.input = { tar: input.tar, tarBytes: stats.tarBytes, entries: stats.entries, fileBytes: stats.fileBytes, files: stats.files, dirs: stats.dirs, symlinks: stats.symlinks, hardlinks: stats.hardlinks };
+      result.imageSize = imageSizeFor(stats);
+      result.mkfsInodes = mkfsInodeCount(stats, result.imageSize);
+      env.TAR = input.tar;
+      env.SIZE = String(result.imageSize);
+      if (result.mkfsInodes) env.MKFS_N = String(result.mkfsInodes);
+    } else {
+      result.input = { streamBytes: input.size, nonZeroBlocks: input.nonZeroBlocks, entries: 1 };
+    }
+    if (!v.passSize) delete env.SIZE;
+    const tools: Tool[] = opt.onlyBanger ? v.tools.filter((t) => t.name === "banger") : v.tools;
+    result.tools = tools.map((t) => ({ name: t.name, description: t.description }));
+    const tree = join(work, "tree");
+    if (tools.some((t) => t.needsTree) && input.kind === "tar") {
+      log(`${def.name}: extracting the tree for the mkfs-only baseline (not timed)`);
+      await extractTree(input.tar, tree);
+      env.TREE = tree;
+    }
+    if (input.kind === "tar") await warmCache(input.tar);
+    log(`${def.name}: ${tools.length} tools x ${opt.runs} runs; image size ${result.imageSize ?? "banger default"}; ${(freeBytes(work) / 2 ** 30).toFixed(1)} GiB free`);
+    const gaveUp = new Set<string>();
+    for (let run = 0; run < opt.runs; run++) {
+      const order = tools.map((_, i) => tools[(i + run) % tools.length]!);
+      for (const tool of order) {
+        if (gaveUp.has(tool.name)) continue;
+        const out = join(work, "out.img");
+        rmSync(out, { force: true });
+        const m = await measure(tool.name, {
+          script: tool.script,
+          env: { ...env, OUT: out },
+          cwd: REPO_ROOT,
+          stdinFrom: tool.stdin && input.kind === "stream" ? input.gen : undefined,
+          timeoutS: v.timeoutS,
+          workDir: work,
+        });
+        (result.measurements[tool.name] ??= []).push(m);
+        log(`${def.name} run ${run + 1}/${opt.runs} ${tool.name}: ${m.ok ? `${m.wallS}s wall, ${m.cpuS.toFixed(2)}s CPU, ${(m.rssKiB / 1024).toFixed(0)} MiB RSS` : `FAILED ${m.error}`}`);
+        if (m.timedOut) gaveUp.add(tool.name);
+        if (tool.name === "banger" && m.ok && result.fsck === null) {
+          log(`${def.name}: e2fsck -fn on banger's image (not timed)`);
+          result.fsck = fsck(out);
+          if (input.kind === "stream") result.zero = checkZeroImage(out, input.size, input.nonZeroBlocks);
+        }
+        rmSync(out, { force: true });
+        removeTree(join(work, "extract"));
+      }
+    }
+    if (def.name === "files-1m" || def.name === "files-100k-one-dir" || def.name === "debian") {
+      result.bangerIdleRssKiB = await bangerIdleRss(work);
+    }
+  } catch (err) {
+    result.error = err instanceof Error ? err.message : String(err);
+    log(`${def.name}: case failed: ${result.error}`);
+  } finally {
+    removeTree(work);
+  }
+  return result;
+}
+
+async function main(): Promise<number> {
+  const opt = parseOptions(process.argv.slice(2));
+  requireGnuTime();
+  mkdirSync(WORK_ROOT, { recursive: true });
+  const resultsDir = join(REPO_ROOT, "bench/out", opt.quick ? "results-quick" : "results-full");
+  mkdirSync(resultsDir, { recursive: true });
+  const selected = opt.cases.length ? CASES.filter((c) => opt.cases.includes(c.name)) : CASES;
+  for (const def of selected) {
+    const r = await runCase(def, opt);
+    writeFileSync(join(resultsDir, `${def.name}.json`), JSON.stringify(r, null, 2));
+  }
+  // RESULTS.md holds the latest result of every case measured so far in this mode.
+  const all: CaseResult[] = [];
+  for (const def of CASES) {
+    const f = join(resultsDir, `${def.name}.json`);
+    if (existsSync(f)) all.push(JSON.parse(readFileSync(f, "utf8")) as CaseResult);
+  }
+  const outPath = resolve(REPO_ROOT, opt.out);
+  mkdirSync(resolve(outPath, ".."), { recursive: true });
+  writeFileSync(outPath, renderResults(all, machineInfo(WORK_ROOT), { quick: opt.quick, fixtureCache: FIXTURE_CACHE, workRoot: WORK_ROOT }));
+  log(`wrote ${outPath}`);
+  return 0;
+}
+
+if (import.meta.main) {
+  try {
+    process.exitCode = await main();
+  } catch (err) {
+    console.error(`bench: ${err instanceof Error ? err.message : String(err)}`);
+    process.exitCode = 1;
+  }
+}
