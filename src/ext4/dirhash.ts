@@ -54,11 +54,25 @@ function packWords(
 }
 
 function rotl(x: number, s: number): number {
-  return ((x << s) | (x >>> (32 - s))) >>> 0;
+  return (x << s) | (x >>> (32 - s));
 }
 
 const K2 = 0x5a827999;
 const K3 = 0x6ed9eba1;
+
+// MD4 round functions (RFC 1320): F selects, G is majority, H is parity.
+function mF(x: number, y: number, z: number): number {
+  return z ^ (x & (y ^ z));
+}
+function mG(x: number, y: number, z: number): number {
+  return (x & y) | (x & z) | (y & z);
+}
+function mH(x: number, y: number, z: number): number {
+  return x ^ y ^ z;
+}
+function step(a: number, f: number, w: number, s: number): number {
+  return rotl((a + f + w) | 0, s);
+}
 
 /** Reduced-round MD4 (three rounds of eight steps) over eight input words; updates `buf`. */
 function halfMd4Transform(buf: Uint32Array, x: Uint32Array): void {
@@ -66,51 +80,37 @@ function halfMd4Transform(buf: Uint32Array, x: Uint32Array): void {
   let b = buf[1]!;
   let c = buf[2]!;
   let d = buf[3]!;
-  const F = (p: number, q: number, r: number) => r ^ (p & (q ^ r));
-  const G = (p: number, q: number, r: number) => ((p & q) + ((p ^ q) & r)) >>> 0;
-  const H = (p: number, q: number, r: number) => p ^ q ^ r;
-
-  // Round 1: F, words in order, shifts 3 7 11 19.
-  const r1 = [3, 7, 11, 19];
-  for (let i = 0; i < 8; i++) {
-    const s = r1[i % 4]!;
-    switch (i % 4) {
-      case 0: a = rotl((a + F(b, c, d) + x[i]!) >>> 0, s); break;
-      case 1: d = rotl((d + F(a, b, c) + x[i]!) >>> 0, s); break;
-      case 2: c = rotl((c + F(d, a, b) + x[i]!) >>> 0, s); break;
-      case 3: b = rotl((b + F(c, d, a) + x[i]!) >>> 0, s); break;
-    }
-  }
-  // Round 2: G + K2, words 1 3 5 7 0 2 4 6, shifts 3 5 9 13.
-  const o2 = [1, 3, 5, 7, 0, 2, 4, 6];
-  const r2 = [3, 5, 9, 13];
-  for (let i = 0; i < 8; i++) {
-    const s = r2[i % 4]!;
-    const w = (x[o2[i]!]! + K2) >>> 0;
-    switch (i % 4) {
-      case 0: a = rotl((a + G(b, c, d) + w) >>> 0, s); break;
-      case 1: d = rotl((d + G(a, b, c) + w) >>> 0, s); break;
-      case 2: c = rotl((c + G(d, a, b) + w) >>> 0, s); break;
-      case 3: b = rotl((b + G(c, d, a) + w) >>> 0, s); break;
-    }
-  }
-  // Round 3: H + K3, words 3 7 2 6 1 5 0 4, shifts 3 9 11 15.
-  const o3 = [3, 7, 2, 6, 1, 5, 0, 4];
-  const r3 = [3, 9, 11, 15];
-  for (let i = 0; i < 8; i++) {
-    const s = r3[i % 4]!;
-    const w = (x[o3[i]!]! + K3) >>> 0;
-    switch (i % 4) {
-      case 0: a = rotl((a + H(b, c, d) + w) >>> 0, s); break;
-      case 1: d = rotl((d + H(a, b, c) + w) >>> 0, s); break;
-      case 2: c = rotl((c + H(d, a, b) + w) >>> 0, s); break;
-      case 3: b = rotl((b + H(c, d, a) + w) >>> 0, s); break;
-    }
-  }
-  buf[0] = (buf[0]! + a) >>> 0;
-  buf[1] = (buf[1]! + b) >>> 0;
-  buf[2] = (buf[2]! + c) >>> 0;
-  buf[3] = (buf[3]! + d) >>> 0;
+  // Round 1: words in order, shifts 3 7 11 19.
+  a = step(a, mF(b, c, d), x[0]!, 3);
+  d = step(d, mF(a, b, c), x[1]!, 7);
+  c = step(c, mF(d, a, b), x[2]!, 11);
+  b = step(b, mF(c, d, a), x[3]!, 19);
+  a = step(a, mF(b, c, d), x[4]!, 3);
+  d = step(d, mF(a, b, c), x[5]!, 7);
+  c = step(c, mF(d, a, b), x[6]!, 11);
+  b = step(b, mF(c, d, a), x[7]!, 19);
+  // Round 2: words 1 3 5 7 0 2 4 6 plus K2, shifts 3 5 9 13.
+  a = step(a, mG(b, c, d), x[1]! + K2, 3);
+  d = step(d, mG(a, b, c), x[3]! + K2, 5);
+  c = step(c, mG(d, a, b), x[5]! + K2, 9);
+  b = step(b, mG(c, d, a), x[7]! + K2, 13);
+  a = step(a, mG(b, c, d), x[0]! + K2, 3);
+  d = step(d, mG(a, b, c), x[2]! + K2, 5);
+  c = step(c, mG(d, a, b), x[4]! + K2, 9);
+  b = step(b, mG(c, d, a), x[6]! + K2, 13);
+  // Round 3: words 3 7 2 6 1 5 0 4 plus K3, shifts 3 9 11 15.
+  a = step(a, mH(b, c, d), x[3]! + K3, 3);
+  d = step(d, mH(a, b, c), x[7]! + K3, 9);
+  c = step(c, mH(d, a, b), x[2]! + K3, 11);
+  b = step(b, mH(c, d, a), x[6]! + K3, 15);
+  a = step(a, mH(b, c, d), x[1]! + K3, 3);
+  d = step(d, mH(a, b, c), x[5]! + K3, 9);
+  c = step(c, mH(d, a, b), x[0]! + K3, 11);
+  b = step(b, mH(c, d, a), x[4]! + K3, 15);
+  buf[0] = buf[0]! + a;
+  buf[1] = buf[1]! + b;
+  buf[2] = buf[2]! + c;
+  buf[3] = buf[3]! + d;
 }
 
 const TEA_DELTA = 0x9e3779b9;
@@ -144,6 +144,11 @@ function legacyHash(name: Uint8Array, unsigned: boolean): number {
   return (h0 << 1) >>> 0;
 }
 
+// Scratch buffers (the hash is synchronous and not re-entrant).
+const STATE = new Uint32Array(4);
+const WORDS8 = new Uint32Array(8);
+const WORDS4 = new Uint32Array(4);
+
 /**
  * Directory hash of `name` as ext4 computes it for lookups and htree ordering.
  * `version` is the dx_root_info hash version (0 legacy, 1 half_md4, 2 tea); `unsigned`
@@ -155,7 +160,7 @@ export function ext4DirHash(
   seed: Uint32Array,
   unsigned: boolean,
 ): DirHash {
-  const buf = new Uint32Array(4);
+  const buf = STATE;
   const useSeed = seed.length >= 4 && (seed[0] || seed[1] || seed[2] || seed[3]);
   for (let i = 0; i < 4; i++) buf[i] = useSeed ? seed[i]! : DEFAULT_SEED[i]!;
 
@@ -167,7 +172,7 @@ export function ext4DirHash(
       minorHash = 0;
       break;
     case HASH_HALF_MD4: {
-      const input = new Uint32Array(8);
+      const input = WORDS8;
       for (let p = 0; p < name.length; p += 32) {
         packWords(name, p, name.length - p, 8, unsigned, input);
         halfMd4Transform(buf, input);
@@ -177,7 +182,7 @@ export function ext4DirHash(
       break;
     }
     case HASH_TEA: {
-      const input = new Uint32Array(4);
+      const input = WORDS4;
       for (let p = 0; p < name.length; p += 16) {
         packWords(name, p, name.length - p, 4, unsigned, input);
         teaTransform(buf, input);
