@@ -22,6 +22,7 @@
 //   - Names are hashed as unsigned bytes (the kernel's hash since 6.2; e2fsck >= 1.47 accepts
 //     both; identical to the old signed hash for ASCII names).
 
+import { bytesToName, nameToBytes } from "../tree/names.ts";
 import { createHash } from "node:crypto";
 import { crc32c, crc32cU32 } from "./crc32c.ts";
 import { XATTR_MAGIC } from "./constants.ts";
@@ -102,8 +103,7 @@ export interface XattrEntry {
   value: Uint8Array;
 }
 
-const utf8 = new TextEncoder();
-const utf8Decoder = new TextDecoder();
+// Attribute names are byte strings (one char per byte), like every name in src/tree.
 
 /** Rounds up to the 4-byte xattr alignment. */
 function pad4(n: number): number {
@@ -127,7 +127,7 @@ export function splitXattrName(fullName: string): { nameIndex: number; name: Uin
   }
   for (const [prefix, index] of PREFIXES) {
     if (fullName.startsWith(prefix)) {
-      const name = utf8.encode(fullName.slice(prefix.length));
+      const name = nameToBytes(fullName.slice(prefix.length));
       if (name.length === 0) {
         throw new Error(`xattr "${fullName}": empty name after the "${prefix}" prefix`);
       }
@@ -146,7 +146,7 @@ export function splitXattrName(fullName: string): { nameIndex: number; name: Uin
 
 /** The full name for a stored (index, name) pair, or null for an index we do not know. */
 export function joinXattrName(nameIndex: number, name: Uint8Array): string | null {
-  const suffix = utf8Decoder.decode(name);
+  const suffix = bytesToName(name);
   for (const [exact, index] of EXACT_NAMES) if (index === nameIndex) return exact + suffix;
   for (const [prefix, index] of PREFIXES) if (index === nameIndex) return prefix + suffix;
   return null;
@@ -376,7 +376,7 @@ function readTable(area: Uint8Array, tableStart: number, offsBase: number, where
       throw new Error(`${where}: value of entry at ${pos} (offs ${offs}, size ${size}) out of bounds`);
     }
     const value = size > 0 ? area.slice(vstart, vstart + size) : new Uint8Array(0);
-    const fullName = joinXattrName(nameIndex, name) ?? `<index ${nameIndex}>${utf8Decoder.decode(name)}`;
+    const fullName = joinXattrName(nameIndex, name) ?? `<index ${nameIndex}>${bytesToName(name)}`;
     out.push({ fullName, nameIndex, name, value });
     pos += xattrEntryLen(nameLen);
   }

@@ -41,7 +41,7 @@ export interface FsNode {
   mtime: Timestamp;
   ctime: Timestamp;
   /**
-   * Extended attributes by full name ("security.capability", "user.foo",
+   * Extended attributes by full name, a byte string like names ("security.capability", "user.foo",
    * "system.posix_acl_access", ...). POSIX ACL values are in the Linux VFS/tar format
    * (version 2); the ext4 writer converts them to ext4's on-disk format.
    */

@@ -1,3 +1,4 @@
+import { utf8ToName } from "../../src/tree/names.ts";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from "node:fs";
@@ -350,8 +351,9 @@ function getfattr(path: string): Map<string, Uint8Array> {
   for (const line of out.split("\n")) {
     if (!line || line.startsWith("#")) continue;
     const eq = line.indexOf("=");
-    if (eq < 0) m.set(line, new Uint8Array(0));
-    else m.set(line.slice(0, eq), hex(line.slice(eq + 1).replace(/^0x/, "")));
+    // Names become byte strings (one char per byte), the tree's convention for xattr names.
+    if (eq < 0) m.set(utf8ToName(line), new Uint8Array(0));
+    else m.set(utf8ToName(line.slice(0, eq)), hex(line.slice(eq + 1).replace(/^0x/, "")));
   }
   return m;
 }

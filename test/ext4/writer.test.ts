@@ -1,0 +1,283 @@
+// The ext4 writer on synthetic trees, checked by e2fsck/debugfs and, as root, the kernel.
+import { afterAll, describe, expect, test } from "bun:test";
+import { createHash } from "node:crypto";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { writeExt4Image } from "../../src/ext4/index.ts";
+import { encodeTime } from "../../src/ext4/inode.ts";
+import { backupGroups, defaultJournalBlocks } from "../../src/ext4/geometry.ts";
+import { extentTreeBlockCount } from "../../src/ext4/extents.ts";
+import { newDir, newNode, type ByteSource, type FsNode } from "../../src/tree/index.ts";
+import { testWith } from "../helpers/env.ts";
+import { debugfsStat, dumpe2fs, e2fsckClean, run } from "../helpers/oracles.ts";
+import { mountImage } from "../helpers/kernel-compare.ts";
+
+const work = mkdtempSync(join(tmpdir(), "banger-writer-"));
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+const E2FS = ["e2fsck", "debugfs", "dumpe2fs"];
+
+/** Deterministic non-zero bytes at any offset: stands in for a huge tar without storing one. */
+class PatternSource implements ByteSource {
+  readInto(into: Uint8Array, offset: number): void {
+    for (let i = 0; i < into.length; i++) {
+      const x = offset + i;
+      into[i] = ((x * 2654435761) >>> 24) | 1;
+    }
+  }
+  close(): void {}
+}
+
+function patternSha(offset: number, size: number, runs?: number[]): string {
+  const h = createHash("sha256");
+  const src = new PatternSource();
+  const chunk = 1 << 20;
+  const zero = new Uint8Array(4096);
+  const inRun = (block: number) => {
+    if (!runs) return true;
+    for (let i = 0; i < runs.length; i += 2) if (block >= runs[i]! && block < runs[i]! + runs[i + 1]!) return true;
+    return false;
+  };
+  for (let pos = 0; pos < size; ) {
+    const block = Math.floor(pos / 4096);
+    const len = Math.min(4096, size - pos);
+    if (inRun(block)) {
+      const buf = new Uint8Array(len);
+      src.readInto(buf, offset + pos);
+      h.update(buf);
+    } else {
+      h.update(zero.subarray(0, len));
+    }
+    pos += len;
+    void chunk;
+  }
+  return h.digest("hex");
+}
+
+/** A sparse file: `count` separated single data blocks, so each becomes one extent. */
+function scatteredRuns(count: number): number[] {
+  const runs: number[] = [];
+  for (let i = 0; i < count; i++) runs.push(i * 2, 1);
+  return runs;
+}
+
+function image(name: string): string {
+  return join(work, name);
+}
+
+describe("geometry", () => {
+  test("sparse_super backups are in groups 0, 1 and powers of 3, 5, 7", () => {
+    expect(backupGroups(100)).toEqual([0, 1, 3, 5, 7, 9, 25, 27, 49, 81]);
+  });
+  test("journal sizes follow mke2fs's table", () => {
+    expect(defaultJournalBlocks(262144)).toBe(8192); // 1 GiB → 32 MiB, as mkfs.ext4 makes
+    expect(defaultJournalBlocks(32767)).toBe(1024);
+    expect(defaultJournalBlocks(1000)).toBe(0);
+  });
+  test("extent tree block counts: depth 0 up to 4 extents, then leaves of 340, then index blocks", () => {
+    expect(extentTreeBlockCount(4)).toBe(0);
+    expect(extentTreeBlockCount(5)).toBe(1);
+    expect(extentTreeBlockCount(1360)).toBe(4);
+    expect(extentTreeBlockCount(1361)).toBe(6); // 5 leaves + 1 index block
+  });
+});
+
+describe("timestamps", () => {
+  test("pre-1970 uses epoch bits 00 with a negative 32-bit value", () => {
+    expect(encodeTime({ sec: -1, nsec: 5 })).toEqual({ seconds: 0xffffffff, extra: 5 << 2 });
+    expect(encodeTime({ sec: -(2 ** 31), nsec: 0 })).toEqual({ seconds: 0x80000000, extra: 0 });
+  });
+  test("after 2038 sets the epoch bits", () => {
+    expect(encodeTime({ sec: 2 ** 31, nsec: 0 })).toEqual({ seconds: 0x80000000, extra: 1 });
+    expect(encodeTime({ sec: 2 ** 32 + 7, nsec: 999_999_999 })).toEqual({ seconds: 7, extra: ((999_999_999 << 2) | 1) >>> 0 });
+  });
+  test("times beyond ext4's range are clamped, not wrapped", () => {
+    expect(encodeTime({ sec: 2 ** 40, nsec: 0 })).toEqual({ seconds: 0x7fffffff, extra: 3 });
+    expect(encodeTime({ sec: -(2 ** 40), nsec: 0 })).toEqual({ seconds: 0x80000000, extra: 0 });
+  });
+});
+
+interface FileCase {
+  name: string;
+  size: number;
+  runs?: number[];
+  offset: number;
+}
+
+function fileTree(cases: FileCase[]): FsNode {
+  const root = newDir();
+  for (const c of cases) {
+    root.children!.set(c.name, newNode("file", { size: c.size, data: { source: 0, offset: c.offset, runs: c.runs } }));
+  }
+  return root;
+}
+
+describe("regular files and extent trees", () => {
+  const MiB = 1 << 20;
+  const cases: FileCase[] = [
+    { name: "empty", size: 0, offset: 0 },
+    { name: "small", size: 100, offset: 0 },
+    { name: "one-block", size: 4096, offset: 4096 },
+    { name: "three-blocks", size: 3 * 4096, offset: 8192 },
+    { name: "depth0-holes", size: 10 * 4096, runs: scatteredRuns(4), offset: 1 << 20 },
+    { name: "depth1", size: 2000 * 4096, runs: scatteredRuns(500), offset: 2 << 20 },
+    { name: "depth2", size: 4000 * 4096, runs: scatteredRuns(1500), offset: 64 << 20 },
+    { name: "over-128MiB", size: 130 * MiB + 5, offset: 128 << 20 },
+    { name: "all-zero", size: 50 * 4096, runs: [], offset: 0 },
+    { name: "over-4GiB", size: 4.5 * 2 ** 30 + 123, runs: [0, 1, 1_179_000, 648], offset: 7 << 30 },
+  ];
+
+  testWith({ tools: E2FS }, "files of every size class pass e2fsck and have the planned extent depth", async () => {
+    const out = image("files.img");
+    await writeExt4Image(fileTree(cases), [new PatternSource()], { out, metadataCsum: true });
+    e2fsckClean(out);
+    const depthOf = (name: string) => {
+      const ex = run(["/usr/sbin/debugfs", "-R", `ex /${name}`, out]).stdout;
+      const levels = [...ex.matchAll(/^\s*(\d+)\/\s*(\d+)/gm)].map((m) => Number(m[2]));
+      return levels.length ? Math.max(...levels) : 0;
+    };
+    expect(depthOf("depth0-holes")).toBe(0);
+    expect(depthOf("depth1")).toBe(1);
+    expect(depthOf("depth2")).toBe(2);
+    const big = debugfsStat(out, "/over-4GiB");
+    expect(big.size).toBe(4.5 * 2 ** 30 + 123);
+    // Only the non-zero blocks are allocated (plus no tree blocks: 2 extents).
+    expect(big.blockcount).toBe((1 + 648) * 8);
+    expect(debugfsStat(out, "/all-zero").blockcount).toBe(0);
+    expect(debugfsStat(out, "/over-128MiB").blockcount).toBe(Math.ceil((130 * MiB + 5) / 4096) * 8);
+  }, 120_000);
+
+  testWith({ tools: E2FS, root: true }, "the kernel reads back every byte, holes as zeros", async () => {
+    const out = image("files-kernel.img");
+    await writeExt4Image(fileTree(cases.filter((c) => c.name !== "over-4GiB")), [new PatternSource()], { out, metadataCsum: true });
+    await mountImage(out, async (dir) => {
+      for (const c of cases) {
+        if (c.name === "over-4GiB") continue;
+        const bytes = readFileSync(join(dir, c.name));
+        expect(bytes.length).toBe(c.size);
+        expect(createHash("sha256").update(bytes).digest("hex")).toBe(patternSha(c.offset, c.size, c.runs));
+      }
+    });
+  }, 120_000);
+});
+
+describe("directories, links, special files", () => {
+  function specialTree(): FsNode {
+    const root = newDir({ mtime: { sec: 1_700_000_000, nsec: 1 } });
+    const etc = newDir();
+    root.children!.set("etc", etc);
+    const hosts = newNode("file", { size: 10, bytes: new TextEncoder().encode("127.0.0.1\n"), uid: 70000, gid: 70001 });
+    etc.children!.set("hosts", hosts);
+    etc.children!.set("hosts.hardlink", hosts);
+    const sym = newNode("symlink", { target: "hosts" });
+    etc.children!.set("fast", sym);
+    etc.children!.set("fast.hardlink", sym);
+    etc.children!.set("slow", newNode("symlink", { target: "/".repeat(1) + "a".repeat(300) }));
+    const dev = newNode("chardev", { major: 1, minor: 3, mode: 0o666 });
+    root.children!.set("null", dev);
+    root.children!.set("null.hardlink", dev);
+    root.children!.set("nvme", newNode("blockdev", { major: 259, minor: 70000 }));
+    root.children!.set("fifo", newNode("fifo", {}));
+    root.children!.set("socket", newNode("socket", {}));
+    root.children!.set("sticky", newDir({ mode: 0o1777 }));
+    root.children!.set("setgid", newNode("file", { mode: 0o2755 }));
+    const big = newDir();
+    for (let i = 0; i < 20000; i++) big.children!.set(`entry-with-a-longer-name-${i}`, newNode("file", {}));
+    root.children!.set("big", big);
+    const caps = newNode("file", { mode: 0o755 });
+    caps.xattrs.set("security.capability", Uint8Array.from(Buffer.from("0100000200200000000000000000000000000000", "hex")));
+    caps.xattrs.set("security.selinux", new TextEncoder().encode("system_u:object_r:bin_t:s0\0"));
+    caps.xattrs.set("user.comment", new Uint8Array(2000).fill(0x61));
+    caps.xattrs.set("trusted.x", Uint8Array.from([0, 255, 0, 1]));
+    root.children!.set("caps", caps);
+    const shared = newNode("file", {});
+    shared.xattrs.set("user.comment", new Uint8Array(2000).fill(0x61));
+    root.children!.set("shares-xattr-block", shared);
+    return root;
+  }
+
+  testWith({ tools: E2FS }, "links, devices, htree and xattr blocks pass e2fsck and debugfs", async () => {
+    const out = image("special.img");
+    await writeExt4Image(specialTree(), [], { out, metadataCsum: true });
+    e2fsckClean(out);
+    expect(debugfsStat(out, "/etc/hosts").links).toBe(2);
+    expect(debugfsStat(out, "/etc/fast").links).toBe(2);
+    expect(debugfsStat(out, "/null").links).toBe(2);
+    expect(debugfsStat(out, "/").links).toBe(6); // ., .., etc, sticky, big, lost+found
+    const htree = run(["/usr/sbin/debugfs", "-R", "htree /big", out]).stdout;
+    expect(htree).toContain("Hash Version: 1");
+    const caps = debugfsStat(out, "/caps");
+    expect(caps.fileAcl).toBeGreaterThan(0);
+    expect(debugfsStat(out, "/shares-xattr-block").fileAcl).toBe(caps.fileAcl);
+    const fs = dumpe2fs(out);
+    for (const f of ["has_journal", "metadata_csum", "64bit", "flex_bg", "extent", "dir_index", "dir_nlink", "extra_isize", "huge_file", "large_file", "sparse_super", "ext_attr", "filetype"]) {
+      expect(fs.features.has(f)).toBe(true);
+    }
+    expect(fs.features.has("orphan_file")).toBe(false);
+    expect(fs.features.has("metadata_csum_seed")).toBe(false);
+  }, 120_000);
+
+  testWith({ tools: E2FS, root: true }, "the kernel sees links, devices, modes and owners", async () => {
+    const out = image("special-kernel.img");
+    await writeExt4Image(specialTree(), [], { out, metadataCsum: true });
+    await mountImage(out, async (dir) => {
+      const hosts = statSync(join(dir, "etc/hosts"));
+      expect(hosts.ino).toBe(statSync(join(dir, "etc/hosts.hardlink")).ino);
+      expect([hosts.uid, hosts.gid]).toEqual([70000, 70001]);
+      const nvme = statSync(join(dir, "nvme"));
+      expect(nvme.isBlockDevice()).toBe(true);
+      expect([Math.floor(nvme.rdev / 256) & 0xfff, (nvme.rdev & 0xff) | ((nvme.rdev >> 12) & 0xfff00)]).toEqual([259, 70000]);
+      expect(statSync(join(dir, "sticky")).mode & 0o7777).toBe(0o1777);
+      expect(statSync(join(dir, "setgid")).mode & 0o7777).toBe(0o2755);
+      expect(readdirSync(join(dir, "big")).length).toBe(20000);
+    });
+  }, 120_000);
+
+  testWith({ tools: E2FS }, "compatibility mode without metadata_csum passes e2fsck", async () => {
+    const out = image("nocsum.img");
+    await writeExt4Image(specialTree(), [], { out, metadataCsum: false });
+    e2fsckClean(out);
+    expect(dumpe2fs(out).features.has("metadata_csum")).toBe(false);
+  }, 120_000);
+
+  test("same tree, same options: byte-identical images; another UUID changes them", async () => {
+    const a = image("det-a.img");
+    const b = image("det-b.img");
+    const c = image("det-c.img");
+    await writeExt4Image(specialTree(), [], { out: a, metadataCsum: true });
+    await writeExt4Image(specialTree(), [], { out: b, metadataCsum: true });
+    await writeExt4Image(specialTree(), [], { out: c, metadataCsum: true, uuid: "01234567-89ab-4def-8123-456789abcdef" });
+    const sha = (p: string) => createHash("sha256").update(readFileSync(p)).digest("hex");
+    expect(sha(a)).toBe(sha(b));
+    expect(sha(c)).not.toBe(sha(a));
+  }, 120_000);
+});
+
+describe("sizing", () => {
+  test("the default size is max(1 GiB, used x 1.25)", async () => {
+    const out = image("default.img");
+    const stats = await writeExt4Image(newDir(), [], { out, metadataCsum: true });
+    expect(stats.sizeBytes).toBe(2 ** 30);
+    const big = image("default-big.img");
+    const tree = fileTree([{ name: "f", size: 1.5 * 2 ** 30, offset: 0, runs: [0, 1] }]);
+    // Sparse content: used space stays small, so 1 GiB still holds it.
+    expect((await writeExt4Image(tree, [new PatternSource()], { out: big, metadataCsum: true })).sizeBytes).toBe(2 ** 30);
+    rmSync(out);
+    rmSync(big);
+  });
+
+  test("a too-small --size is a clear error before anything is written", async () => {
+    const out = image("small.img");
+    const tree = fileTree([{ name: "f", size: 64 << 20, offset: 0 }]);
+    await expect(writeExt4Image(tree, [new PatternSource()], { out, metadataCsum: true, size: 32 << 20 })).rejects.toThrow(/too small.*needs at least \d+ MiB/);
+    expect(existsSync(out)).toBe(false);
+    expect(readdirSync(work).filter((n) => n.includes("small.img"))).toEqual([]);
+  });
+
+  testWith({ tools: E2FS }, "an explicit --size is honoured and spans many groups with backups", async () => {
+    const out = image("sized.img");
+    const stats = await writeExt4Image(fileTree([{ name: "f", size: 300 << 20, offset: 0 }]), [new PatternSource()], { out, metadataCsum: true, size: 5 * 2 ** 30 });
+    expect(stats.sizeBytes).toBe(5 * 2 ** 30);
+    e2fsckClean(out);
+  }, 120_000);
+});
