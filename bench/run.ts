@@ -3,6 +3,7 @@
 // Every tool gets the same input in the same run; medians of N runs (tools interleaved, order
 // rotated each run); inputs are read once beforehand so every tool starts with a warm page cache.
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { cpus, loadavg } from "node:os";
 import { join, resolve } from "node:path";
 import { CASES, type CaseDef, type Input } from "./cases.ts";
 import { extractTree, removeTree, type Tool } from "./baselines.ts";
@@ -140,6 +141,7 @@ async function runCase(def: CaseDef, opt: Options): Promise<CaseResult> {
       env.TREE = tree;
     }
     if (input.kind === "tar") await warmCache(input.tar);
+    result.notes.push(`load average at start: ${loadavg().map((x) => x.toFixed(1)).join(" ")} (${cpus().length} CPUs; other work on the machine adds noise)`);
     log(`${def.name}: ${tools.length} tools x ${opt.runs} runs; image size ${result.imageSize ?? "banger default"}; ${(freeBytes(work) / 2 ** 30).toFixed(1)} GiB free`);
     const gaveUp = new Set<string>();
     for (let run = 0; run < opt.runs; run++) {
@@ -168,6 +170,7 @@ async function runCase(def: CaseDef, opt: Options): Promise<CaseResult> {
         removeTree(join(work, "extract"));
       }
     }
+    result.notes.push(`load average at end: ${loadavg().map((x) => x.toFixed(1)).join(" ")}`);
     if (def.name === "files-1m" || def.name === "files-100k-one-dir" || def.name === "debian") {
       result.bangerIdleRssKiB = await bangerIdleRss(work);
     }
