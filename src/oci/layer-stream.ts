@@ -1,0 +1,103 @@
+// Layer readers: compressed blob bytes in, uncompressed tar bytes out, with the blob digest
+// and the config's diff_id checked while the bytes flow. A mismatch is an error raised at
+// the end of the stream, before the consumer sees end-of-data, so a bad layer can never be
+// mistaken for a good one.
+import zlib from "node:zlib";
+import { DigestWriter } from "./digest.ts";
+import { OciDigestMismatchError, OciError, errorText } from "./errors.ts";
+import type { Compression } from "./media-types.ts";
+
+export interface LayerStreamOptions {
+  compression: Compression;
+  /** Checked against the compressed bytes (skip when the cache already verified them). */
+  digest?: string;
+  /** Checked against the uncompressed bytes. */
+  diffId?: string;
+  /** For messages: which layer of which image. */
+  where: string;
+}
+
+/** Passes chunks through while hashing; throws at the end if the digest differs. */
+async function* verified(src: AsyncIterable<Uint8Array>, expected: string, what: string, where: string): AsyncGenerator<Uint8Array> {
+  const h = new DigestWriter();
+  for await (const chunk of src) {
+    h.update(chunk);
+    yield chunk;
+  }
+  const got = h.digest();
+  if (got !== expected) {
+    throw new OciDigestMismatchError(`${where}: ${what} mismatch: expected ${expected}, the ${h.bytes} bytes read hash to ${got}`, { digest: expected });
+  }
+}
+
+/** Runs chunks through a node zlib transform (gunzip / zstd), with backpressure both ways. */
+async function* inflate(src: AsyncIterable<Uint8Array>, compression: "gzip" | "zstd", where: string): AsyncGenerator<Uint8Array> {
+  const t = compression === "gzip" ? zlib.createGunzip() : zlib.createZstdDecompress();
+  let feedError: unknown;
+  const waitDrain = () =>
+    new Promise<void>((resolve) => {
+      const done = () => {
+        t.off("drain", done);
+        t.off("close", done);
+        resolve();
+      };
+      t.on("drain", done);
+      t.on("close", done);
+    });
+  const feeder = (async () => {
+    try {
+      for await (const chunk of src) {
+        if (t.destroyed) return;
+        if (!t.write(chunk)) await waitDrain();
+      }
+      t.end();
+    } catch (err) {
+      feedError = err;
+      t.destroy(err instanceof Error ? err : new Error(String(err)));
+    }
+  })();
+  try {
+    for await (const chunk of t as AsyncIterable<Buffer>) yield new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+  } catch (err) {
+    if (feedError !== undefined) throw feedError;
+    throw new OciError(`${where}: ${compression} decompression failed: ${errorText(err)}`, { cause: err });
+  } finally {
+    if (!t.destroyed) t.destroy();
+    await feeder;
+  }
+  if (feedError !== undefined) throw feedError;
+}
+
+/** Uncompressed, verified tar bytes of one layer, as an async iterable. */
+export function layerChunks(compressed: AsyncIterable<Uint8Array>, opts: LayerStreamOptions): AsyncIterable<Uint8Array> {
+  let s: AsyncIterable<Uint8Array> = compressed;
+  if (opts.digest) s = verified(s, opts.digest, "blob digest", opts.where);
+  if (opts.compression !== "none") s = inflate(s, opts.compression, opts.where);
+  if (opts.diffId) s = verified(s, opts.diffId, "diff_id (uncompressed digest)", opts.where);
+  return s;
+}
+
+/** Wraps an async iterable as a pull-based web stream (a ReadableStream is also async-iterable). */
+export function toReadableStream(it: AsyncIterable<Uint8Array>): ReadableStream<Uint8Array> {
+  let iter: AsyncIterator<Uint8Array> | undefined;
+  return new ReadableStream<Uint8Array>(
+    {
+      async pull(controller) {
+        iter ??= it[Symbol.asyncIterator]();
+        const r = await iter.next();
+        if (r.done) controller.close();
+        else controller.enqueue(r.value);
+      },
+      async cancel() {
+        await iter?.return?.();
+      },
+    },
+    { highWaterMark: 0 },
+  );
+}
+
+/** Reads a file as chunks (Bun's file stream). */
+export function fileChunks(path: string, start = 0, end?: number): AsyncIterable<Uint8Array> {
+  const f = Bun.file(path);
+  return (start === 0 && end === undefined ? f : f.slice(start, end)).stream();
+}

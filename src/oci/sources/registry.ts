@@ -1,0 +1,145 @@
+// Registry source: reference -> manifest for the platform -> config and layers in the blob
+// cache (parallel, bounded, resumable, verified) -> layers opened from the cache.
+import { BlobCache, type BlobIngest } from "../cache.ts";
+import { dockerConfigCredentials } from "../credentials.ts";
+import { OciAuthError, OciDigestMismatchError, OciError, OciNotFoundError, errorText } from "../errors.ts";
+import { sleep, retryDelay } from "../http.ts";
+import { layerChunks, fileChunks, toReadableStream } from "../layer-stream.ts";
+import { MT } from "../media-types.ts";
+import { layerRefs, parseImageConfig, parseManifest, selectPlatform, type Descriptor, type ImageManifest } from "../manifest.ts";
+import { formatPlatform, hostPlatform, platformMatches, type Platform } from "../platform.ts";
+import { forEachLimited } from "../pool.ts";
+import { formatReference, parseReference, referenceTarget, type Reference } from "../reference.ts";
+import { RegistryClient, type RegistryClientOptions } from "../registry.ts";
+import type { ImageSource, ProgressListener, ResolveOptions, ResolvedImage } from "../source.ts";
+
+export interface RegistrySourceOptions extends RegistryClientOptions {
+  cache?: BlobCache;
+  /** Layers downloaded at once (default 3). */
+  concurrency?: number;
+}
+
+function permanent(err: unknown): boolean {
+  return err instanceof OciDigestMismatchError || err instanceof OciAuthError || err instanceof OciNotFoundError;
+}
+
+export class RegistrySource implements ImageSource {
+  readonly ref: Reference;
+  private readonly client: RegistryClient;
+  private readonly cache: BlobCache;
+
+  constructor(reference: string, private readonly opts: RegistrySourceOptions = {}) {
+    this.ref = parseReference(reference);
+    this.client = new RegistryClient({ ...opts, credentials: opts.credentials ?? dockerConfigCredentials() });
+    this.cache = opts.cache ?? BlobCache.atDefault();
+  }
+
+  describe(): string {
+    return formatReference(this.ref);
+  }
+
+  async resolve(ropts: ResolveOptions = {}): Promise<ResolvedImage> {
+    const refText = this.describe();
+    const wanted = ropts.platform ?? hostPlatform();
+    const top = await this.client.fetchManifest(this.ref, referenceTarget(this.ref));
+    let parsed = parseManifest(top.bytes, top.contentType, `manifest of ${refText} (${top.url})`);
+    let manifestBytes = top.bytes;
+    let manifestDigest = top.digest;
+    let entry: Descriptor | undefined;
+    if (parsed.kind === "index") {
+      entry = selectPlatform(parsed, wanted, `index of ${refText}`);
+      const child = await this.client.fetchManifest(this.ref, entry.digest);
+      parsed = parseManifest(child.bytes, entry.mediaType || child.contentType, `manifest ${entry.digest} of ${refText}`);
+      if (parsed.kind !== "manifest") throw new OciError(`${refText}: index entry ${entry.digest} for ${formatPlatform(wanted)} is itself an index`, { reference: refText });
+      manifestBytes = child.bytes;
+      manifestDigest = child.digest;
+    }
+    const manifest: ImageManifest = parsed;
+
+    // Config: small, fetched through the cache like any blob.
+    await this.fetchBlob(manifest.config, -1, undefined);
+    const configWhere = `config ${manifest.config.digest} of ${refText}`;
+    const config = parseImageConfig(await this.cache.readBlob(manifest.config.digest), configWhere);
+    const platform: Platform = { os: config.os, architecture: config.architecture, ...(config.variant ? { variant: config.variant } : {}) };
+    if (!entry && ropts.platform && !platformMatches(ropts.platform, platform)) {
+      throw new OciError(`${refText}: image is ${formatPlatform(platform)} only, not ${formatPlatform(ropts.platform)}`, { reference: refText });
+    }
+    const layers = layerRefs(manifest, config, `manifest ${manifestDigest} of ${refText}`);
+
+    // Record the reference before downloading layers, so a concurrent prune keeps them.
+    await this.cache.putBytes(manifestDigest, manifestBytes, `manifest of ${refText}`);
+    await this.cache.addRef(refText, { mediaType: manifest.mediaType || MT.ociManifest, digest: manifestDigest, size: manifestBytes.length, platform });
+
+    ropts.progress?.({ type: "resolved", source: refText, manifestDigest, platform, layers: layers.map((l) => ({ digest: l.digest, size: l.size })) });
+    await forEachLimited(manifest.layers, this.opts.concurrency ?? 3, (d, i) => this.fetchBlob(d, i, ropts.progress));
+
+    const cache = this.cache;
+    return {
+      source: refText,
+      manifestDigest,
+      platform,
+      config,
+      layers,
+      openLayer(i) {
+        const l = layers[i];
+        if (!l) throw new OciError(`${refText}: no layer ${i} (image has ${layers.length})`, { reference: refText });
+        // The cache verified the blob digest when it stored it; the diff_id is checked here.
+        return toReadableStream(layerChunks(fileChunks(cache.blobPath(l.digest)), { compression: l.compression, diffId: l.diffId, where: `layer ${i} (${l.digest}) of ${refText}` }));
+      },
+      async dispose() {},
+    };
+  }
+
+  /** Makes one blob present in the cache, resuming and retrying as needed. */
+  private async fetchBlob(d: Descriptor, index: number, progress: ProgressListener | undefined): Promise<void> {
+    const emit = (state: "cached" | "downloading" | "resuming" | "retrying" | "done", bytesDone: number, reason?: string) =>
+      index >= 0 && progress?.({ type: "layer", index, digest: d.digest, bytesDone, bytesTotal: d.size, state, ...(reason ? { reason } : {}) });
+    let downloaded = false;
+    await this.cache.ensure(d.digest, d.size, async (ingest: BlobIngest) => {
+      downloaded = true;
+      await this.download(d, ingest, emit);
+    });
+    if (!downloaded) emit("cached", d.size);
+    else emit("done", d.size);
+  }
+
+  private async download(
+    d: Descriptor,
+    ingest: BlobIngest,
+    emit: (state: "cached" | "downloading" | "resuming" | "retrying" | "done", bytesDone: number, reason?: string) => void,
+  ): Promise<void> {
+    const refText = this.describe();
+    const policy = this.client.policy;
+    let lastUrl = "";
+    for (let attempt = 0; ; attempt++) {
+      try {
+        if (ingest.offset < d.size) {
+          const resuming = ingest.offset > 0;
+          const res = await this.client.openBlob(this.ref, d.digest, ingest.offset, d.urls);
+          lastUrl = res.url;
+          if (res.start === 0 && ingest.offset > 0) await ingest.restart();
+          emit(resuming && res.start > 0 ? "resuming" : "downloading", ingest.offset);
+          for await (const chunk of res.body) {
+            await ingest.append(chunk);
+            emit("downloading", ingest.offset);
+          }
+        }
+        if (ingest.offset < d.size) throw new OciError(`connection ended after ${ingest.offset} of ${d.size} bytes`);
+        await ingest.commit(lastUrl || refText);
+        return;
+      } catch (err) {
+        if (permanent(err) || attempt >= policy.retries) {
+          if (permanent(err)) throw err;
+          throw new OciError(`${refText}: downloading blob ${d.digest}${lastUrl ? " from " + lastUrl : ""} failed after ${attempt + 1} attempts: ${errorText(err)}`, {
+            reference: refText,
+            digest: d.digest,
+            url: lastUrl,
+            cause: err,
+          });
+        }
+        emit("retrying", ingest.offset, errorText(err));
+        await sleep(retryDelay(attempt + 1, policy), this.opts.signal);
+      }
+    }
+  }
+}
