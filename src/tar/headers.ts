@@ -108,6 +108,16 @@ export function verifyChecksum(block: Uint8Array, off = 0): boolean {
   return stored === unsigned || stored === signed;
 }
 
+/** Names the compression when the bytes start with a gzip, zstd, xz or bzip2 magic number. */
+export function compressionOf(block: Uint8Array, off = 0): string | null {
+  const b = (i: number) => block[off + i];
+  if (b(0) === 0x1f && b(1) === 0x8b) return "gzip";
+  if (b(0) === 0x28 && b(1) === 0xb5 && b(2) === 0x2f && b(3) === 0xfd) return "zstd";
+  if (b(0) === 0xfd && b(1) === 0x37 && b(2) === 0x7a && b(3) === 0x58 && b(4) === 0x5a) return "xz";
+  if (b(0) === 0x42 && b(1) === 0x5a && b(2) === 0x68) return "bzip2";
+  return null;
+}
+
 function headerFormat(block: Uint8Array, off: number): HeaderFormat {
   const m = (i: number) => block[off + 257 + i];
   if (m(0) === 0x75 && m(1) === 0x73 && m(2) === 0x74 && m(3) === 0x61 && m(4) === 0x72) {
@@ -130,6 +140,8 @@ export function parseHeader(block: Uint8Array, off: number, streamOffset: number
     if (prefix !== "") name = `${prefix}/${name}`;
   }
   if (!verifyChecksum(block, off)) {
+    const compressed = streamOffset === 0 ? compressionOf(block, off) : null;
+    if (compressed) throw new TarError(null, `input is ${compressed}-compressed; decompress it first (e.g. ${compressed} -dc file | banger ... -)`);
     throw new TarError(name, `header checksum mismatch (header at byte ${streamOffset}); not a tar file, or corrupted`);
   }
   const num = (field: string, at: number, len: number): number => {
