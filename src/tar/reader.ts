@@ -8,7 +8,7 @@ import { createHash, type Hash } from "node:crypto";
 import type { Timestamp } from "../tree/types.ts";
 import { bytesToName } from "../tree/names.ts";
 import { TarError } from "./errors.ts";
-import { BLOCK_SIZE, isZeroBlock, parseHeader, type RawHeader } from "./headers.ts";
+import { BLOCK_SIZE, compressionOf, isZeroBlock, parseHeader, type RawHeader } from "./headers.ts";
 import { interpretPax, parsePaxRecords, type PaxRecords } from "./pax.ts";
 import { ZeroBlockScanner } from "./zeros.ts";
 
@@ -176,6 +176,10 @@ export class TarParser {
       case "end":
         return;
       case "header":
+        if (this.headerFill > 0 && this.pos === this.headerFill) {
+          const compressed = compressionOf(this.headerBuf);
+          if (compressed) throw new TarError(null, `input is ${compressed}-compressed; decompress it first`);
+        }
         if (this.headerFill > 0) throw new TarError(this.lastName, `truncated: the archive ends inside a header block (at byte ${this.pos})`);
         if (this.localPax || this.longName !== null || this.longLink !== null) {
           throw new TarError(this.lastName, "truncated: the archive ends after an extension header, before its member");

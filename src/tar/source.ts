@@ -1,5 +1,5 @@
 // ByteSource over a file descriptor: positional reads, so many readers can share one fd.
-import { closeSync, readSync } from "node:fs";
+import { closeSync, fstatSync, readSync } from "node:fs";
 import type { ByteSource } from "../tree/types.ts";
 
 export class FdByteSource implements ByteSource {
@@ -22,6 +22,11 @@ export class FdByteSource implements ByteSource {
       if (n === 0) throw new Error(`${this.label}: short read at byte ${offset + done} (wanted ${into.length} bytes at ${offset})`);
       done += n;
     }
+  }
+
+  regularFileFd(): number | null {
+    if (this.fd === null) return null;
+    return fstatSync(this.fd).isFile() ? this.fd : null;
   }
 
   close(): void {
