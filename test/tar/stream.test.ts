@@ -159,6 +159,36 @@ describe("archive structure", () => {
     expect(runs["no-zero"]).toBeUndefined();
   });
 
+  test("members beyond 8 GiB (PAX size, GNU base-256 size) stream through with exact offsets", () => {
+    const entries: TarEntry[] = [];
+    const p = new TarParser((e) => entries.push(e));
+    const zeros = new Uint8Array(8 << 20);
+    const feedZeros = (n: number) => {
+      for (let left = n; left > 0; left -= zeros.length) p.push(zeros.subarray(0, Math.min(left, zeros.length)));
+    };
+    const tenG = 10 * 2 ** 30 + 3;
+    p.push(paxMember({ size: String(tenG) }));
+    p.push(header({ name: "pax-big", size: 0 }));
+    const firstData = p.offset;
+    feedZeros(tenG);
+    p.push(new Uint8Array(512 - (tenG % 512)));
+    const twelveG = 12 * 2 ** 30;
+    p.push(header({ name: "gnu-big", size: twelveG, format: "gnu" }));
+    const secondData = p.offset;
+    feedZeros(twelveG - 4096);
+    const tail = new Uint8Array(4096);
+    tail[4095] = 1;
+    p.push(tail);
+    p.push(member({ name: "after" }, "x"));
+    p.push(endMarker());
+    p.end();
+    expect(entries.map((e) => [e.path, e.size, e.dataOffset, e.runs ? [...e.runs] : null])).toEqual([
+      ["pax-big", tenG, firstData, []],
+      ["gnu-big", twelveG, secondData, [twelveG / 4096 - 1, 1]],
+      ["after", 1, secondData + twelveG + 512, null],
+    ]);
+  }, 60_000);
+
   test("zero detection matches a byte-by-byte reference on random block patterns", () => {
     let seed = 12345;
     const rand = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
