@@ -167,7 +167,6 @@ interface Numbering {
   inodes: PlannedInode[];
   byNode: Map<FsNode, PlannedInode>;
   paths: Map<PlannedInode, string>;
-  identity: ReturnType<typeof createHash>;
   lostFound: PlannedInode;
 }
 
@@ -191,7 +190,6 @@ function newPlanned(ino: number, node: FsNode, parentIno: number): PlannedInode 
 /** Gives every distinct node an inode number (root 2, lost+found 11, then depth-first in name order). */
 function numberInodes(root: FsNode): Numbering {
   if (root.kind !== "dir" || !root.children) throw new Ext4PlanError("the tree's root must be a directory");
-  const identity = createHash("sha256");
   const inodes: PlannedInode[] = [];
   const byNode = new Map<FsNode, PlannedInode>();
   const paths = new Map<PlannedInode, string>();
@@ -255,7 +253,6 @@ function numberInodes(root: FsNode): Numbering {
       plan.linksCount++;
       if (child.kind === "dir") subdirs++;
       entries.push({ name: nameToBytes(name), ino: plan.ino, fileType: fileTypeOf(child) });
-      identity.update(`${path}\0${child.kind}\0${child.mode}\0${child.uid}\0${child.gid}\0${child.size}\0${child.mtime.sec}\0${child.mtime.nsec}\0${child.target ?? ""}\n`);
     }
     dirPlan.children = entries;
     // A directory's links: its name in the parent (counted above) + "." + one ".." per subdirectory.
@@ -264,7 +261,7 @@ function numberInodes(root: FsNode): Numbering {
   }
   rootPlan.linksCount += 1; // the root's ".." names itself
   inodes.sort((a, b) => a.ino - b.ino);
-  return { inodes, byNode, paths, identity, lostFound };
+  return { inodes, byNode, paths, lostFound };
 }
 
 /** Everything the layout needs, except block numbers. */
@@ -369,6 +366,16 @@ function chooseGeometry(requested: number | undefined, dynamicBlocks: number, in
   throw new Ext4PlanError("could not find a filesystem size for this tree");
 }
 
+/** A digest of the tree's metadata, for when the caller has no identity of the input. */
+function treeIdentity(n: Numbering): Uint8Array {
+  const h = createHash("sha256");
+  for (const p of n.inodes) {
+    const node = p.node;
+    h.update(`${n.paths.get(p)}\0${node.kind}\0${node.mode}\0${node.uid}\0${node.gid}\0${node.size}\0${node.mtime.sec}\0${node.mtime.nsec}\0${node.target ?? ""}\n`);
+  }
+  return Uint8Array.from(h.digest());
+}
+
 export function planExt4(root: FsNode, options: Ext4Options): Ext4Plan {
   if (options.label !== undefined && Buffer.byteLength(options.label, "utf8") > 16) {
     throw new Ext4PlanError(`volume label "${options.label}" is longer than 16 bytes`);
@@ -380,7 +387,7 @@ export function planExt4(root: FsNode, options: Ext4Options): Ext4Plan {
   const dynamicBlocks = measured.contentBlocks + measured.xattrBlocks + measured.extentBlocksEstimate + 2; // + journal tree slack
   const { geometry, journalBlocks } = chooseGeometry(options.size, dynamicBlocks, inodesNeeded);
 
-  const identity = options.identity ?? Uint8Array.from(numbering.identity.digest());
+  const identity = options.identity ?? treeIdentity(numbering);
   const uuid = options.uuid ? parseUuid(options.uuid) : derive(identity, "banger ext4 uuid");
   const hashSeed = derive(identity, "banger ext4 directory hash seed");
   const fsCsumSeed = metadataCsum ? crc32c(0xffffffff, uuid) : null;

@@ -65,5 +65,10 @@ export interface FsNode {
 export interface ByteSource {
   /** Fill `into` with bytes starting at `offset`; short reads are an error. */
   readInto(into: Uint8Array, offset: number): void;
+  /**
+   * A descriptor of a regular file holding these bytes at the same offsets, when there is
+   * one, so writers can copy inside the kernel (copy_file_range) instead of through memory.
+   */
+  regularFileFd?(): number | null;
   close(): void;
 }
