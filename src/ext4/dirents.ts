@@ -124,9 +124,8 @@ export function validateChildren(children: ReadonlyArray<DirChild>, selfIno: num
   }
   if (checkDuplicates) {
     const seen = new Set<string>();
-    const dec = new TextDecoder("latin1");
     for (const c of children) {
-      const key = dec.decode(c.name);
+      const key = Buffer.from(c.name.buffer, c.name.byteOffset, c.name.byteLength).toString("latin1"); // byte-exact
       if (seen.has(key)) throw new Error(`directory ${selfIno}: duplicate child name ${showName(c.name)}`);
       seen.add(key);
     }

@@ -1,6 +1,7 @@
 // Hash-indexed directories: structure checked by an independent walker in this file, plus
 // e2fsprogs (e2fsck, debugfs) and the kernel as oracles on real images.
 import { describe, expect, test } from "bun:test";
+import { testWith } from "../helpers/env.ts";
 import { BLOCK_SIZE, FT_DIR, FT_DIR_CSUM, FT_FIFO, FT_REG_FILE, FT_SYMLINK } from "../../src/ext4/constants.ts";
 import { crc32c } from "../../src/ext4/crc32c.ts";
 import { ext4DirHash } from "../../src/ext4/dirhash.ts";
@@ -16,9 +17,10 @@ import {
 } from "../../src/ext4/htree.ts";
 
 const enc = new TextEncoder();
-const latin1 = new TextDecoder("latin1");
+// Byte-exact string keys (TextDecoder's "latin1" is really windows-1252).
+const latin1 = { decode: (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString("latin1") };
 
-export function options(metadataCsum: boolean, seed = new Uint32Array([0x11111111, 0x22222222, 0x33333333, 0x44444444])): DirBuildOptions {
+function options(metadataCsum: boolean, seed: Uint32Array = new Uint32Array([0x11111111, 0x22222222, 0x33333333, 0x44444444])): DirBuildOptions {
   return { metadataCsum, hashVersion: 1, hashSeed: seed, unsignedHash: true, inodeCsumSeed: 0xdeadbeef };
 }
 
@@ -66,7 +68,7 @@ interface Verified {
  * Independent walker: checks every on-disk rule we rely on and that the entries are exactly
  * `children`. Written from the ext4 docs, not from the builder.
  */
-export function verifyDirectory(
+function verifyDirectory(
   bytes: Uint8Array,
   selfIno: number,
   parentIno: number,
@@ -332,4 +334,319 @@ describe("planLeaves", () => {
   });
 });
 
-void enc;
+
+// ---------------------------------------------------------------------------------------------
+// Real oracle: our blocks written over a directory in a mke2fs-made image, then e2fsck (check
+// and preen), debugfs (ls, htree_dump) and, as root, the kernel (readdir + lookups by name).
+
+const FT_BY_MODE: Record<number, number> = { 0o040000: 2, 0o100000: 1, 0o120000: 7, 0o010000: 5, 0o020000: 3, 0o060000: 4, 0o140000: 6 };
+
+function sh(argv: string[], what: string): string {
+  const p = Bun.spawnSync(argv, { stdout: "pipe", stderr: "pipe" });
+  if (p.exitCode !== 0) throw new Error(`${what}: ${argv.join(" ")} exited ${p.exitCode}\n${p.stdout.toString()}\n${p.stderr.toString()}`);
+  return p.stdout.toString("latin1");
+}
+
+function uuidWords(uuid: string): Uint32Array {
+  const b = Buffer.from(uuid.replaceAll("-", ""), "hex");
+  return Uint32Array.from({ length: 4 }, (_, i) => b.readUInt32LE(i * 4));
+}
+
+interface Fixture {
+  dir: string;
+  img: string;
+  dirIno: number;
+  children: DirChild[];
+  opts: DirBuildOptions;
+  blockCount: number;
+  indexed: boolean;
+  bytes: Uint8Array;
+}
+
+/**
+ * mke2fs -d an image holding /big with files named `names` (plus a symlink and a fifo when
+ * `extraTypes`), then builds a fresh directory /newdir with OUR code for the same (name, ino,
+ * type) set and swaps it in for /big: the files then have exactly one link, from /newdir.
+ */
+function makeFixture(
+  names: Uint8Array[],
+  metadataCsum: boolean,
+  seedUuid: string,
+  distinct = names.length,
+  extraTypes = true,
+  mutate?: (bytes: Uint8Array) => void,
+): Fixture {
+  const { mkdtempSync, mkdirSync, writeFileSync, symlinkSync, openSync, writeSync, closeSync } = require("node:fs") as typeof import("node:fs");
+  const { join } = require("node:path") as typeof import("node:path");
+  const { tmpdir } = require("node:os") as typeof import("node:os");
+  const dir = mkdtempSync(join(tmpdir(), "banger-htree-"));
+  const src = join(dir, "src");
+  const big = join(src, "big");
+  mkdirSync(big, { recursive: true });
+  // The first `distinct` names get their own inode (mke2fs -d inserts them into a linear /big,
+  // which is quadratic); the rest become hard links to one file "shared", fixed up below.
+  for (const n of names.slice(0, distinct)) writeFileSync(Buffer.concat([Buffer.from(big + "/"), Buffer.from(n)]), "");
+  const linked = names.slice(distinct);
+  writeFileSync(join(src, "shared"), "shared");
+  if (extraTypes) {
+    symlinkSync("some/target", join(big, "a-symlink"));
+    sh(["mkfifo", join(big, "a-fifo")], "mkfifo");
+  }
+  const img = join(dir, "img");
+  const features = metadataCsum ? "metadata_csum,64bit" : "^metadata_csum,64bit";
+  sh([toolPathOf("mkfs.ext4"), "-q", "-F", "-b", "4096", "-O", features, "-N", String(names.length + 2000), "-d", src, img, "256M"], "mkfs.ext4");
+  const debugfs = toolPathOf("debugfs");
+  const cmd = (c: string) => sh([debugfs, "-R", c, img], `debugfs ${c}`);
+  // Fix the hash seed and use unsigned hashes, as our writer does.
+  sh([debugfs, "-w", "-R", `ssv hash_seed ${seedUuid}`, img], "set hash_seed");
+  sh([debugfs, "-w", "-R", "ssv flags 2", img], "set unsigned hash flag");
+
+  const children: DirChild[] = [];
+  for (const line of cmd("ls -p -r /big").split("\n")) {
+    const f = line.split("/");
+    if (f.length < 7 || f[0] !== "") continue;
+    const name = Buffer.from(f[5]!, "latin1");
+    if (name.equals(Buffer.from(".")) || name.equals(Buffer.from(".."))) continue;
+    const mode = parseInt(f[2]!, 8);
+    children.push({ name: new Uint8Array(name), ino: Number(f[1]), fileType: FT_BY_MODE[mode & 0o170000]! });
+  }
+  expect(children.length).toBe(distinct + (extraTypes ? 2 : 0));
+  const sharedIno = Number(/^\s*(\d+)/.exec(cmd("ls -p /").split("\n").find((l) => l.includes("/shared/"))!.replace(/^\//, ""))![1]);
+  for (const n of linked) children.push({ name: n, ino: sharedIno, fileType: FT_REG_FILE });
+
+  const blockCount = directoryBlockCount(lengths(children), { metadataCsum });
+  const ph = join(dir, "placeholder");
+  writeFileSync(ph, Buffer.alloc(blockCount * BLOCK_SIZE, 0xa5));
+  sh([debugfs, "-w", "-R", `write ${ph} newdir`, img], "write placeholder");
+  const st = cmd("stat /newdir");
+  const dirIno = Number(/Inode: (\d+)/.exec(st)![1]);
+  const generation = Number(/Generation: (\d+)/.exec(st)![1]);
+  const phys = cmd("blocks /newdir").trim().split(/\s+/).map(Number);
+  expect(phys.length).toBe(blockCount);
+  const uuid = /Filesystem UUID:\s+(\S+)/.exec(sh([toolPathOf("dumpe2fs"), "-h", img], "dumpe2fs"))![1]!;
+  const fsSeed = crc32c(0xffffffff, new Uint8Array(Buffer.from(uuid.replaceAll("-", ""), "hex")));
+  const le = (x: number) => new Uint8Array(new Uint32Array([x]).buffer);
+  const opts: DirBuildOptions = {
+    metadataCsum,
+    hashVersion: 1,
+    hashSeed: uuidWords(seedUuid),
+    unsignedHash: true,
+    inodeCsumSeed: crc32c(crc32c(fsSeed, le(dirIno)), le(generation)),
+  };
+  const built = buildDirectory(dirIno, 2, children, opts);
+  expect(built.blockCount).toBe(blockCount);
+  mutate?.(built.bytes);
+  const fd = openSync(img, "r+");
+  try {
+    for (let b = 0; b < blockCount; b++) writeSync(fd, built.bytes, b * BLOCK_SIZE, BLOCK_SIZE, phys[b]! * BLOCK_SIZE);
+  } finally {
+    closeSync(fd);
+  }
+  const cmds = join(dir, "swap.cmds");
+  writeFileSync(
+    cmds,
+    [
+      `sif <${dirIno}> mode 040755`,
+      `sif <${dirIno}> flags ${built.indexed ? "0x81000" : "0x80000"}`,
+      `sif <${dirIno}> links_count 2`,
+      "unlink /newdir",
+      `link <${dirIno}> /newdir`,
+      "kill_file /big",
+      "clri /big",
+      "unlink /big",
+      ...(linked.length ? ["unlink /shared", `sif <${sharedIno}> links_count ${linked.length}`] : []),
+      "",
+    ].join("\n"),
+  );
+  sh([debugfs, "-w", "-f", cmds, img], "swap in the new directory");
+  // debugfs created /newdir as a file, so its group's directory count lacks it.
+  const full = sh([toolPathOf("dumpe2fs"), img], "dumpe2fs");
+  const perGroup = Number(/Inodes per group:\s+(\d+)/.exec(full)![1]);
+  const group = Math.floor((dirIno - 1) / perGroup);
+  const groupText = full.split(/^Group /m).find((g) => g.startsWith(`${group}:`))!;
+  const dirs = Number(/(\d+) directories/.exec(groupText)![1]);
+  sh([debugfs, "-w", "-R", `set_bg ${group} used_dirs_count ${dirs + 1}`, img], "fix used_dirs_count");
+  return { dir, img, dirIno, children, opts, blockCount, indexed: built.indexed, bytes: built.bytes };
+}
+
+function toolPathOf(name: string): string {
+  const p = Bun.which(name, { PATH: `${process.env.PATH}:/usr/sbin:/sbin` });
+  if (!p) throw new Error(`${name} not found`);
+  return p;
+}
+
+/** e2fsck -fn passes; e2fsck -fp on a copy neither complains nor rewrites our directory. */
+function checkWithE2fsprogs(fx: Fixture): void {
+  const { copyFileSync, openSync, readSync, closeSync } = require("node:fs") as typeof import("node:fs");
+  const e2fsck = toolPathOf("e2fsck");
+  const n = Bun.spawnSync([e2fsck, "-fn", fx.img], { stdout: "pipe", stderr: "pipe" });
+  if (n.exitCode !== 0) throw new Error(`e2fsck -fn exited ${n.exitCode}\n${n.stdout.toString()}${n.stderr.toString()}`);
+  const copy = fx.img + ".preen";
+  copyFileSync(fx.img, copy);
+  const p = Bun.spawnSync([e2fsck, "-fp", copy], { stdout: "pipe", stderr: "pipe" });
+  const out = p.stdout.toString() + p.stderr.toString();
+  if (p.exitCode !== 0 || /optimiz/i.test(out)) throw new Error(`e2fsck -fp exited ${p.exitCode}\n${out}`);
+  // Our directory's blocks are unchanged after preen.
+  const phys = sh([toolPathOf("debugfs"), "-R", `blocks <${fx.dirIno}>`, copy], "blocks").trim().split(/\s+/).map(Number);
+  const fd = openSync(copy, "r");
+  try {
+    const buf = new Uint8Array(BLOCK_SIZE);
+    for (let b = 0; b < fx.blockCount; b++) {
+      readSync(fd, buf, 0, BLOCK_SIZE, phys[b]! * BLOCK_SIZE);
+      if (!Buffer.from(buf).equals(Buffer.from(fx.bytes.subarray(b * BLOCK_SIZE, (b + 1) * BLOCK_SIZE))))
+        throw new Error(`e2fsck -fp rewrote directory block ${b}`);
+    }
+  } finally {
+    closeSync(fd);
+  }
+
+  const debugfs = toolPathOf("debugfs");
+  // debugfs ls lists every name with the right inode.
+  const listed = new Map<string, number>();
+  for (const line of sh([debugfs, "-R", "ls -p -r /newdir", fx.img], "ls").split("\n")) {
+    const f = line.split("/");
+    // dx_node blocks show up as their fake empty entry (inode 0); skip those.
+    if (f.length >= 7 && f[0] === "" && f[1] !== "0") listed.set(f[5]!, Number(f[1]));
+  }
+  const wanted = new Set(fx.children.map((c) => latin1.decode(c.name)));
+  const extra = [...listed.keys()].filter((k) => !wanted.has(k) && k !== "." && k !== "..");
+  expect(extra).toEqual([]);
+  expect(listed.size).toBe(fx.children.length + 2);
+  for (const c of fx.children) expect(listed.get(latin1.decode(c.name))).toBe(c.ino);
+  // htree_dump walks the index like the kernel does and reports bad hashes/blocks.
+  const dump = Bun.spawnSync([debugfs, "-R", "htree_dump /newdir", fx.img], { stdout: "pipe", stderr: "pipe" });
+  const dumpOut = dump.stdout.toString("latin1") + dump.stderr.toString();
+  if (fx.indexed) {
+    expect(dumpOut).toContain(`Number of entries (count):`);
+    expect(dumpOut).toMatch(/Indirect levels: [01]/);
+    // Every name appears exactly once in the leaf dumps ("ino 0xhash-minor (rec_len) name").
+    const leafEntries = [...dumpOut.matchAll(/(?:^|\s)\d+ 0x[0-9a-f]{8}-[0-9a-f]{8} \(\d+\) /g)].length;
+    expect(leafEntries).toBe(fx.children.length);
+  } else {
+    expect(dumpOut).toContain("Not a hash-indexed directory");
+  }
+}
+
+/** As root: loop-mount read-only, readdir returns every name once, each name resolves by lookup. */
+function checkWithKernel(fx: Fixture): void {
+  const { mkdirSync, readdirSync, lstatSync, rmSync } = require("node:fs") as typeof import("node:fs");
+  const mnt = fx.dir + "/mnt";
+  mkdirSync(mnt);
+  sh(["mount", "-o", "ro,loop,noload", "-t", "ext4", fx.img, mnt], "mount");
+  try {
+    const base = mnt + "/newdir/";
+    const names = readdirSync(base, { encoding: "buffer" });
+    expect(names.length).toBe(fx.children.length);
+    const seen = new Set(names.map((b) => b.toString("latin1")));
+    for (const c of fx.children) {
+      expect(seen.has(latin1.decode(c.name))).toBe(true);
+      const st = lstatSync(Buffer.concat([Buffer.from(base), Buffer.from(c.name)]));
+      expect(st.ino).toBe(c.ino);
+    }
+  } finally {
+    sh(["umount", mnt], "umount");
+    rmSync(mnt, { recursive: true, force: true });
+  }
+}
+
+function cleanup(fx: Fixture | undefined): void {
+  if (fx) (require("node:fs") as typeof import("node:fs")).rmSync(fx.dir, { recursive: true, force: true });
+}
+
+/** Names safe for a host filesystem: no '/', NUL or newline; some bytes >= 0x80. */
+function hostNames(n: number, seed: number, minLen: number, maxLen: number): Uint8Array[] {
+  return makeChildren(n, seed, 1, minLen, maxLen).map((c) => c.name.map((b) => (b === 0x0a ? 0x5f : b)));
+}
+
+const SEED_UUID = "6b2c58e4-3a1f-4d8e-9c7b-1f2e3d4c5b6a";
+const ORACLE_TOOLS = ["debugfs", "e2fsck", "mkfs.ext4", "dumpe2fs", "mkfifo"];
+
+describe("buildDirectory against e2fsprogs and the kernel", () => {
+  // [what, names, metadata_csum, how many names get their own inode (the rest are hard links)]
+  const cases: [string, () => Uint8Array[], boolean, number][] = [
+    ["linear, 20 names", () => hostNames(20, 21, 1, 30), true, 20],
+    ["htree, 400 names", () => hostNames(400, 22, 1, 40), true, 400],
+    ["htree, 400 names, no metadata_csum", () => hostNames(400, 23, 1, 40), false, 400],
+    ["htree, 5000 names incl. bytes >= 0x80", () => hostNames(5000, 24, 1, 60), true, 1000],
+    ["htree with an indirect level, 8000 names of 240..255 bytes", () => hostNames(8000, 25, 240, 255), true, 300],
+  ];
+  for (const [name, names, csum, distinct] of cases) {
+    testWith({ tools: ORACLE_TOOLS }, `${name}: e2fsck clean, preen changes nothing, debugfs lists all`, () => {
+      let fx: Fixture | undefined;
+      try {
+        fx = makeFixture(names(), csum, SEED_UUID, distinct);
+        if (name.includes("indirect")) expect(fx.bytes[30]).toBe(1);
+        checkWithE2fsprogs(fx);
+      } finally {
+        cleanup(fx);
+      }
+    }, 120000);
+  }
+
+  testWith({ tools: ORACLE_TOOLS }, "negative control: a wrong index hash is caught by e2fsck", () => {
+    let fx: Fixture | undefined;
+    try {
+      fx = makeFixture(hostNames(400, 22, 1, 40), false, SEED_UUID, 400, true, (bytes) => {
+        const v = new DataView(bytes.buffer);
+        v.setUint32(32 + 2 * 8, v.getUint32(32 + 2 * 8, true) + 0x200000, true); // root entry #2's hash
+      });
+      expect(() => checkWithE2fsprogs(fx!)).toThrow(/e2fsck -fn exited [1-9]/);
+    } finally {
+      cleanup(fx);
+    }
+  }, 120000);
+
+  testWith({ tools: ORACLE_TOOLS, root: true }, "a real half_md4 collision split across two leaves (collision bit)", () => {
+    const o = options(true, uuidWords(SEED_UUID));
+    const h = (n: Uint8Array) => ext4DirHash(n, 1, o.hashSeed, true).hash;
+    // Birthday search for two short names with the same major hash under this seed.
+    const byHash = new Map<number, number>();
+    let pair: [Uint8Array, Uint8Array] | undefined;
+    for (let i = 0; !pair && i < 2_000_000; i++) {
+      const x = h(enc.encode(`c${i}`));
+      const j = byHash.get(x);
+      if (j !== undefined) pair = [enc.encode(`c${j}`), enc.encode(`c${i}`)];
+      else byHash.set(x, i);
+    }
+    expect(pair).toBeDefined();
+    const H = h(pair![0]);
+    // Long fillers below and above H; grow the low set until a leaf boundary falls between the pair.
+    const low: Uint8Array[] = [];
+    const high: Uint8Array[] = [];
+    for (let i = 0; low.length < 600 || high.length < 30; i++) {
+      const n = enc.encode(`f${i}-`.padEnd(200, "x"));
+      if (h(n) < H) low.push(n);
+      else if (h(n) > H && high.length < 30) high.push(n);
+    }
+    let names: Uint8Array[] | undefined;
+    for (let k = 15; k <= low.length && !names; k++) {
+      const candidate = [...low.slice(0, k), ...pair!, ...high];
+      const kids = candidate.map((name, i) => ({ name, ino: 100 + i, fileType: FT_REG_FILE }));
+      const r = buildDirectory(12, 2, kids, o);
+      if (verifyDirectory(r.bytes, 12, 2, kids, o).collisions > 0) names = candidate;
+    }
+    expect(names).toBeDefined();
+    let fx: Fixture | undefined;
+    try {
+      fx = makeFixture(names!, true, SEED_UUID, names!.length, false);
+      expect(verifyDirectory(fx.bytes, fx.dirIno, 2, fx.children, fx.opts).collisions).toBeGreaterThan(0);
+      checkWithE2fsprogs(fx);
+      checkWithKernel(fx);
+    } finally {
+      cleanup(fx);
+    }
+  }, 120000);
+
+  testWith({ tools: ORACLE_TOOLS, root: true }, "kernel readdir and lookups (htree with indirect level and high bytes)", () => {
+    let fx: Fixture | undefined;
+    try {
+      const names = [...hostNames(1000, 31, 1, 40), ...hostNames(8000, 32, 240, 255)];
+      const uniq = [...new Map(names.map((n) => [latin1.decode(n), n])).values()];
+      fx = makeFixture(uniq, true, SEED_UUID, 500);
+      expect(fx.bytes[30]).toBe(1);
+      checkWithKernel(fx);
+    } finally {
+      cleanup(fx);
+    }
+  }, 120000);
+});
