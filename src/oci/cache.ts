@@ -396,10 +396,10 @@ export class BlobCache {
    * than `graceMs` are kept: a pull in another process may have stored them a moment before
    * recording its reference.
    */
-  async prune(opts: { graceMs?: number; dryRun?: boolean } = {}): Promise<PruneResult> {
+  async prune(opts: { graceMs?: number; dryRun?: boolean; keepNothing?: boolean } = {}): Promise<PruneResult> {
     await this.init();
     const grace = opts.graceMs ?? 10 * 60_000;
-    const keep = await this.reachable();
+    const keep = opts.keepNothing ? new Set<string>() : await this.reachable();
     const result: PruneResult = { removed: [], freedBytes: 0, kept: 0 };
     const now = Date.now();
     for (const name of await fs.readdir(this.blobsDir)) {

@@ -58,7 +58,8 @@ export function startCutter(upstream: string, cut: (path: string, n: number) => 
       if (n <= 0) return;
       s.data.pending = s.data.pending.subarray(n);
     }
-    if (s.data.closeWhenFlushed) s.end();
+    // Let the client consume what was sent before the connection drops.
+    if (s.data.closeWhenFlushed) setTimeout(() => s.end(), 150);
   };
   const server = Bun.listen<State>({
     hostname: "127.0.0.1",

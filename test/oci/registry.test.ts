@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect } from "bun:test";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { BlobCache, OciAuthError, OciDigestMismatchError, OciNotFoundError, RegistrySource, parsePlatform, staticCredentials, type ProgressEvent, type ResolvedImage } from "../../src/oci/index.ts";
+import { BlobCache, OciAuthError, OciDigestMismatchError, OciNotFoundError, RegistrySource, parsePlatform, parseSource, staticCredentials, type ProgressEvent, type ResolvedImage } from "../../src/oci/index.ts";
 import { hasTool, testWith } from "../helpers/env.ts";
 import { concat, makeImage, makeIndex, makeLayer, makeTar, type TestImage } from "../helpers/oci-images.ts";
 import { startCutter, startProxy, type Proxy } from "../helpers/oci-proxy.ts";
@@ -232,8 +232,11 @@ describe("registry pulls", () => {
     await cache.removeRefs((name) => name.includes("docker/app"));
     const r2 = await cache.prune({ graceMs: 0 });
     expect(r2.removed.sort()).toEqual([dockerImg.manifestDigest, dockerImg.configDigest, ...dockerImg.layers.map((l) => l.digest)].sort());
-    // What remains still resolves from the cache.
+    // What remains still resolves from the cache, and the cache reads as an OCI layout.
     const again = await source(`${reg.host}/multi/app:v1`, cache).resolve({ platform: parsePlatform("linux/arm64") });
     await expectLayers(again, arm64);
+    const asLayout = await parseSource(`oci:${cache.root}:${reg.host}/multi/app:v1`).resolve({ platform: parsePlatform("linux/arm64") });
+    expect(asLayout.manifestDigest).toBe(arm64.manifestDigest);
+    await expectLayers(asLayout, arm64);
   });
 });

@@ -67,13 +67,26 @@ export class OciLayoutSource implements ImageSource {
       }
     } else if (entries.length === 0) {
       throw new OciNotFoundError(`${src}: ${indexFile} lists no images`);
+    } else {
+      const names = [...new Set(entries.map((e) => e.annotations?.[REF_NAME] ?? ""))];
+      if (names.length > 1) {
+        throw new OciError(`${src}: ${indexFile} holds several images; name one as oci:DIR:TAG (tags: ${names.map((n) => n || "(untagged)").join(", ")})`);
+      }
     }
     const wanted = ropts.platform ?? hostPlatform();
     let entry: Descriptor;
     let explicitPlatform = false;
     if (candidates.length === 1) entry = candidates[0]!;
     else {
-      // Several entries (one per platform, as our own cache stores them): pick by platform.
+      // Several entries (one per platform, as our own cache stores them): pick by platform,
+      // reading it from the config where the entry does not say.
+      for (const c of candidates) {
+        if (c.platform || c.mediaType === MT.ociIndex || c.mediaType === MT.dockerList) continue;
+        const m = parseManifest(await this.readVerified(c, "manifest"), c.mediaType, `${src} manifest ${c.digest}`);
+        if (m.kind !== "manifest") continue;
+        const cfg = parseImageConfig(await this.readVerified(m.config, "config"), `${src} config ${m.config.digest}`);
+        c.platform = { os: cfg.os, architecture: cfg.architecture, ...(cfg.variant ? { variant: cfg.variant } : {}) };
+      }
       entry = selectPlatform({ kind: "index", mediaType: MT.ociIndex, manifests: candidates }, wanted, `${src} index.json`);
       explicitPlatform = true;
     }
