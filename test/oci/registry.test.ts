@@ -220,6 +220,21 @@ describe("registry pulls", () => {
     expect(cacheFiles(cache).ingest).toEqual([]);
   });
 
+  testWith(REG, "two processes pulling the same image at once: one download per blob, both succeed", async () => {
+    const digest = bigImg.layers[0]!.digest;
+    const counting = startProxy(reg.url);
+    proxies.push(counting);
+    const cache = newCache();
+    const child = () => Bun.spawn([process.execPath, path.join(import.meta.dir, "../helpers/oci-pull-child.ts"), `${counting.host}/big/app:1`, cache.root], { stdout: "pipe", stderr: "pipe" });
+    const [a, b] = [child(), child()];
+    const codes = await Promise.all([a.exited, b.exited]);
+    expect(codes, await new Response(a.stderr).text() + (await new Response(b.stderr).text())).toEqual([0, 0]);
+    expect(counting.seen.filter((r) => r.method === "GET" && r.path.endsWith(`/blobs/${digest}`)).length).toBe(1);
+    const img = await source(`${reg.host}/big/app:1`, cache).resolve();
+    await expectLayers(img, bigImg);
+    expect(cacheFiles(cache).ingest).toEqual([]);
+  }, 30_000);
+
   testWith(REG, "prune removes blobs no recorded image needs", async () => {
     const cache = newCache();
     await source(`${reg.host}/docker/app:latest`, cache).resolve();

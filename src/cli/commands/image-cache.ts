@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs";
 import { parseArgs, option, UsageError } from "../args.ts";
 import type { Command } from "../command.ts";
 import { BlobCache, defaultCacheDir } from "../../oci/index.ts";
@@ -22,6 +23,10 @@ export const imageCachePruneCommand: Command = {
     if (args.positionals.length > 0) throw new UsageError(`unexpected argument "${args.positionals[0]}"`);
     const cache = new BlobCache(option(args, "cache-dir") ?? defaultCacheDir());
     const dryRun = args.flags.has("dry-run");
+    if (!existsSync(cache.root)) {
+      console.error(`no blob cache at ${cache.root}; nothing to prune`);
+      return 0;
+    }
     if (args.flags.has("all") && !dryRun) {
       const n = await cache.removeRefs();
       console.error(`forgot ${n} recorded image${n === 1 ? "" : "s"}`);

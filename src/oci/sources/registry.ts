@@ -119,9 +119,14 @@ export class RegistrySource implements ImageSource {
           lastUrl = res.url;
           if (res.start === 0 && ingest.offset > 0) await ingest.restart();
           emit(resuming && res.start > 0 ? "resuming" : "downloading", ingest.offset);
-          for await (const chunk of res.body) {
-            await ingest.append(chunk);
-            emit("downloading", ingest.offset);
+          try {
+            for await (const chunk of res.body) {
+              await ingest.append(chunk);
+              emit("downloading", ingest.offset);
+            }
+          } catch (err) {
+            res.discard();
+            throw err;
           }
         }
         if (ingest.offset < d.size) throw new OciError(`connection ended after ${ingest.offset} of ${d.size} bytes`);
