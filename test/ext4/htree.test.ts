@@ -107,7 +107,8 @@ function verifyDirectory(
         if (!c) throw new Error(`block ${b}: unexpected name ${JSON.stringify(key)}`);
         if (found.has(key)) throw new Error(`block ${b}: duplicate name ${JSON.stringify(key)}`);
         found.add(key);
-        expect([ino, ft]).toEqual([c.ino, c.fileType]);
+        if (ino !== c.ino || ft !== c.fileType)
+          throw new Error(`block ${b}: ${JSON.stringify(key)} has inode ${ino} type ${ft}, want ${c.ino} type ${c.fileType}`);
         names.push({ name, hash: hashOf(name).hash });
         used += direntRecLen(nameLen);
       }
@@ -202,16 +203,14 @@ function verifyDirectory(
     expect(names.length).toBeGreaterThan(0);
     // The first entry's hash is what the index says (bit 0 aside), all are within range.
     if (i > 0) expect(names[0]!.hash).toBe(lo);
-    for (const n of names) {
-      expect(n.hash).toBeGreaterThanOrEqual(lo);
-      if (next !== undefined) {
-        const hi = (next & ~1) >>> 0;
-        expect(n.hash).toBeLessThanOrEqual(hi);
-        // An equal hash in this leaf is only reachable when the next index entry says "collision".
-        if (n.hash === hi) expect(next & 1).toBe(1);
-      }
+    const hi = next === undefined ? 0xffffffff : (next & ~1) >>> 0;
+    for (let k = 0; k < names.length; k++) {
+      const nh = names[k]!.hash;
+      if (nh < lo || nh > hi) throw new Error(`leaf ${i}: hash ${nh.toString(16)} outside [${lo.toString(16)}, ${hi.toString(16)}]`);
+      // An equal hash in this leaf is only reachable when the next index entry says "collision".
+      if (next !== undefined && nh === hi && (next & 1) === 0) throw new Error(`leaf ${i}: hash ${nh.toString(16)} equals the next leaf's start without the collision bit`);
+      if (k > 0 && nh < names[k - 1]!.hash) throw new Error(`leaf ${i}: entries not in hash order`);
     }
-    for (let k = 1; k < names.length; k++) expect(names[k]!.hash).toBeGreaterThanOrEqual(names[k - 1]!.hash);
     const fill = used / leafEnd;
     minFill = Math.min(minFill, fill);
     sumFill += fill;
@@ -274,6 +273,12 @@ describe("buildDirectory (htree)", () => {
       expect(res.levels).toBe(1);
     }
   }, 60000);
+
+  test("duplicate names are rejected in indexed directories too", () => {
+    const kids = makeChildren(3000, 6);
+    kids.push({ ...kids[1234]!, ino: 99999 });
+    expect(() => buildDirectory(12, 2, kids, options(true))).toThrow(/directory 12: duplicate child name/);
+  });
 
   test("forced hash collisions across leaf boundaries get the collision bit", () => {
     // Only 7 distinct hashes: long runs of equal hashes must span leaves.
@@ -466,6 +471,7 @@ function makeFixture(
   const groupText = full.split(/^Group /m).find((g) => g.startsWith(`${group}:`))!;
   const dirs = Number(/(\d+) directories/.exec(groupText)![1]);
   sh([debugfs, "-w", "-R", `set_bg ${group} used_dirs_count ${dirs + 1}`, img], "fix used_dirs_count");
+  sh([debugfs, "-w", "-R", `set_bg ${group} checksum calc`, img], "fix group descriptor checksum");
   return { dir, img, dirIno, children, opts, blockCount, indexed: built.indexed, bytes: built.bytes };
 }
 
@@ -480,7 +486,10 @@ function checkWithE2fsprogs(fx: Fixture): void {
   const { copyFileSync, openSync, readSync, closeSync } = require("node:fs") as typeof import("node:fs");
   const e2fsck = toolPathOf("e2fsck");
   const n = Bun.spawnSync([e2fsck, "-fn", fx.img], { stdout: "pipe", stderr: "pipe" });
-  if (n.exitCode !== 0) throw new Error(`e2fsck -fn exited ${n.exitCode}\n${n.stdout.toString()}${n.stderr.toString()}`);
+  // e2fsck -n can exit 0 after "IGNORED" problems (e.g. group descriptor checksums): any
+  // declined fix counts as a failure.
+  const nOut = n.stdout.toString() + n.stderr.toString();
+  if (n.exitCode !== 0 || /\? no$|IGNORED/m.test(nOut)) throw new Error(`e2fsck -fn exited ${n.exitCode}\n${nOut}`);
   const copy = fx.img + ".preen";
   copyFileSync(fx.img, copy);
   const p = Bun.spawnSync([e2fsck, "-fp", copy], { stdout: "pipe", stderr: "pipe" });
@@ -549,6 +558,40 @@ function checkWithKernel(fx: Fixture): void {
   }
 }
 
+/**
+ * As root: mount read-write, add `adds` files to /newdir (splitting our nearly full leaves and,
+ * with enough of them, index nodes), remove every 7th original name, unmount, then e2fsck -fn
+ * must still pass and every remaining name must resolve.
+ */
+function checkKernelWrites(fx: Fixture, adds: number): void {
+  const { mkdirSync, writeFileSync, unlinkSync, lstatSync, rmSync } = require("node:fs") as typeof import("node:fs");
+  const mnt = fx.dir + "/mnt-rw";
+  mkdirSync(mnt);
+  sh(["mount", "-o", "loop", "-t", "ext4", fx.img, mnt], "mount rw");
+  const base = mnt + "/newdir/";
+  const path = (n: Uint8Array) => Buffer.concat([Buffer.from(base), Buffer.from(n)]);
+  try {
+    for (let i = 0; i < adds; i++) writeFileSync(`${base}added-${i}`, "");
+    fx.children.forEach((c, i) => {
+      if (i % 7 === 0) unlinkSync(path(c.name));
+    });
+  } finally {
+    sh(["umount", mnt], "umount");
+  }
+  const n = Bun.spawnSync([toolPathOf("e2fsck"), "-fn", fx.img], { stdout: "pipe", stderr: "pipe" });
+  if (n.exitCode !== 0 || /\? no$|IGNORED/m.test(n.stdout.toString())) throw new Error(`e2fsck -fn after kernel writes exited ${n.exitCode}\n${n.stdout.toString()}${n.stderr.toString()}`);
+  sh(["mount", "-o", "ro,loop", "-t", "ext4", fx.img, mnt], "mount ro");
+  try {
+    fx.children.forEach((c, i) => {
+      if (i % 7 !== 0) expect(lstatSync(path(c.name)).ino).toBe(c.ino);
+    });
+    for (let i = 0; i < adds; i++) lstatSync(`${base}added-${i}`);
+  } finally {
+    sh(["umount", mnt], "umount");
+    rmSync(mnt, { recursive: true, force: true });
+  }
+}
+
 function cleanup(fx: Fixture | undefined): void {
   if (fx) (require("node:fs") as typeof import("node:fs")).rmSync(fx.dir, { recursive: true, force: true });
 }
@@ -582,6 +625,21 @@ describe("buildDirectory against e2fsprogs and the kernel", () => {
       }
     }, 120000);
   }
+
+  testWith({ tools: ORACLE_TOOLS, root: true }, "smallest htree (root + 2 leaves): e2fsck, preen, kernel reads and writes", () => {
+    let fx: Fixture | undefined;
+    try {
+      const names = Array.from({ length: 254 }, (_, i) => enc.encode(`n${String(i).padStart(7, "0")}`));
+      fx = makeFixture(names, true, SEED_UUID, names.length, false);
+      expect(fx.blockCount).toBe(3);
+      expect(fx.indexed).toBe(true);
+      checkWithE2fsprogs(fx);
+      checkWithKernel(fx);
+      checkKernelWrites(fx, 500);
+    } finally {
+      cleanup(fx);
+    }
+  }, 120000);
 
   testWith({ tools: ORACLE_TOOLS }, "negative control: a wrong index hash is caught by e2fsck", () => {
     let fx: Fixture | undefined;
@@ -645,6 +703,7 @@ describe("buildDirectory against e2fsprogs and the kernel", () => {
       fx = makeFixture(uniq, true, SEED_UUID, 500);
       expect(fx.bytes[30]).toBe(1);
       checkWithKernel(fx);
+      checkKernelWrites(fx, 3000);
     } finally {
       cleanup(fx);
     }
