@@ -1,0 +1,103 @@
+// End to end: `banger internal make-ext4` refuses bad input with a non-zero exit and a message
+// naming the entry and the reason, and leaves nothing behind in the output directory (no
+// image, no temp image, no stdin spool file). Starts: the banger CLI as a child process.
+// Needs no root and no e2fsprogs: the inputs are hand-made with the test tar writer.
+import { afterAll, expect, test } from "bun:test";
+import { mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { scratchDir } from "../helpers/oracles.ts";
+import { TarBuilder } from "../helpers/tarwriter.ts";
+import { makeExt4 } from "./lib.ts";
+
+const work = scratchDir("e2e-bad");
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+let n = 0;
+/** Writes tar bytes to their own input dir (so spool files in the output dir are visible). */
+function inputTar(bytes: Uint8Array): string {
+  const dir = join(work, `in-${n++}`);
+  mkdirSync(dir);
+  const p = join(dir, "input.tar");
+  writeFileSync(p, bytes);
+  return p;
+}
+
+function freshOutDir(): string {
+  const dir = join(work, `out-${n++}`);
+  mkdirSync(dir);
+  return dir;
+}
+
+/** Runs make-ext4 expecting failure; checks the message and that outDir stays empty. */
+async function expectRefused(
+  args: { tar: string; stdin?: boolean; out?: string; extra?: string[] },
+  message: RegExp[],
+): Promise<string> {
+  const outDir = freshOutDir();
+  const out = args.out ?? join(outDir, "rootfs.ext4");
+  const r = await makeExt4(["--rootfs-tar", args.stdin ? "-" : args.tar, "--out", out, ...(args.extra ?? [])], args.stdin ? { stdinFrom: args.tar } : {});
+  const context = `exit ${r.exitCode}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`;
+  expect(r.exitCode, context).not.toBe(0);
+  for (const m of message) expect(r.stderr, context).toMatch(m);
+  expect(readdirSync(outDir), `left behind in the output dir; ${context}`).toEqual([]);
+  return r.stderr;
+}
+
+function goodTar(): TarBuilder {
+  const t = new TarBuilder();
+  t.dir("etc");
+  t.file("etc/hostname", "banger\n");
+  return t;
+}
+
+test("a path component longer than 255 bytes is refused, naming the entry", async () => {
+  const t = goodTar();
+  const long = "etc/" + "n".repeat(256);
+  t.file("placeholder", "x", { pax: { path: long } });
+  await expectRefused({ tar: inputTar(t.end()) }, [/n{40}/, /255/]);
+}, 30_000);
+
+test("a '..' component is refused, naming the entry", async () => {
+  const t = goodTar();
+  t.file("etc/../../escape", "x");
+  await expectRefused({ tar: inputTar(t.end()) }, [/escape/, /\.\./]);
+}, 30_000);
+
+test("a hardlink to a missing target is refused, naming both", async () => {
+  const t = goodTar();
+  t.hardlink("etc/link", "etc/missing-target");
+  await expectRefused({ tar: inputTar(t.end()) }, [/etc\/link|missing-target/]);
+}, 30_000);
+
+test("a truncated tar is refused (from a file and from stdin, whose spool must not stay)", async () => {
+  const t = goodTar();
+  t.file("etc/big", new Uint8Array(10_000).fill(7));
+  const whole = t.end();
+  const cut = inputTar(whole.subarray(0, 512 * 4 + 3000)); // inside etc/big's data
+  await expectRefused({ tar: cut }, [/etc\/big/, /truncat/i]);
+  await expectRefused({ tar: cut, stdin: true }, [/etc\/big/, /truncat/i]);
+}, 30_000);
+
+test("--size too small for the content is refused with the sizes", async () => {
+  const t = goodTar();
+  t.file("etc/two-mib", new Uint8Array(2 << 20).fill(1));
+  await expectRefused({ tar: inputTar(t.end()), extra: ["--size", "1M"] }, [/size|small|space|fit/i]);
+}, 30_000);
+
+test("a nonexistent input is refused, naming it", async () => {
+  const missing = join(work, "does-not-exist.tar");
+  await expectRefused({ tar: missing }, [/does-not-exist\.tar/]);
+}, 30_000);
+
+test("an output path in a missing directory is refused, naming it", async () => {
+  const outDir = freshOutDir();
+  const out = join(outDir, "no", "such", "dir", "rootfs.ext4");
+  const r = await makeExt4(["--rootfs-tar", inputTar(goodTar().end()), "--out", out]);
+  expect(r.exitCode, r.stderr).not.toBe(0);
+  expect(r.stderr).toMatch(/no\/such\/dir/);
+  expect(readdirSync(outDir)).toEqual([]);
+}, 30_000);
+
+test("garbage (not a tar) is refused", async () => {
+  await expectRefused({ tar: inputTar(new Uint8Array(4096).fill(0x41)) }, [/tar/i]);
+}, 30_000);
