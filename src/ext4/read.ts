@@ -37,6 +37,8 @@ export type { Inode } from "./read/inode.ts";
 export type { Extent } from "./read/extents.ts";
 export type { DirEntry } from "./read/dir.ts";
 export { verifyChecksums } from "./read/checksums.ts";
+export { checkDirIndex, verifyDirIndex } from "./read/htree.ts";
+export { dirHash } from "./read/dirhash.ts";
 
 const INODE_FLAG_INLINE_DATA = 0x10000000;
 const BLOCK_CACHE_LIMIT = 4096;

@@ -4,7 +4,7 @@
 import { afterAll, describe, expect } from "bun:test";
 import { closeSync, copyFileSync, lstatSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, readlinkSync, rmSync, writeSync } from "node:fs";
 import { join } from "node:path";
-import { Ext4Reader, verifyChecksums, type Inode } from "../../src/ext4/read.ts";
+import { Ext4Reader, dirHash, verifyChecksums, verifyDirIndex, type Inode } from "../../src/ext4/read.ts";
 import { parseDxRootInfo } from "../../src/ext4/read/dir.ts";
 import type { FsNode, Timestamp } from "../../src/tree/types.ts";
 import { testWith, toolPath } from "../helpers/env.ts";
@@ -428,6 +428,7 @@ for (const variant of Object.keys(VARIANTS) as Variant[]) {
       const im = image(variant);
       run([toolPath("e2fsck"), "-fn", im.img]);
       expect(withReader(im.img, (r) => verifyChecksums(r))).toEqual([]);
+      expect(withReader(im.img, (r) => verifyDirIndex(r))).toEqual([]);
     }, 120_000);
   });
 }
@@ -509,4 +510,41 @@ describe("verifyChecksums catches corruption", () => {
     }
     expect(withReader(copy, (r) => verifyChecksums(r))).toEqual([]);
   }, 120_000);
+});
+
+describe("directory hashes", () => {
+  testWith(TOOLS, "all six hash variants equal debugfs dx_hash, names with high bytes included", () => {
+    const im = image("4k");
+    const seed = new Uint32Array(Uint8Array.from(Buffer.from("112233445566778899aabbccddeeff00", "hex")).buffer);
+    const names = ["a", "hello", "entry-with-a-longish-name-123", "x".repeat(40), "\u00e9t\u00e9-\u00ff", "\u00fc".repeat(70), "n".repeat(255)];
+    for (const name of names) {
+      const bytes = Buffer.from(name, "utf8"); // what debugfs receives on its command line
+      for (let version = 0; version < 6; version++) {
+        const out = debugfs(im.img, `dx_hash -h ${version} -s 11223344-5566-7788-99aa-bbccddeeff00 ${name}`);
+        const m = /Hash of .* is (0x[0-9a-f]+) \(minor (0x[0-9a-f]+)\)/.exec(out)!;
+        expect({ name, version, ...dirHash(bytes, version, seed) }).toEqual({ name, version, hash: Number(m[1]), minor: Number(m[2]) });
+      }
+    }
+  }, 60_000);
+
+  testWith(TOOLS, "verifyDirIndex notices a name in the wrong leaf", () => {
+    const im = image("4k");
+    const copy = join(im.dir, "dx.img");
+    copyFileSync(im.img, copy);
+    const at = withReader(copy, (r) => {
+      const big = r.lookup("/big");
+      return r.blockMap(big).get(0)! * r.blockSize + 0x20 + 8 + 3; // high byte of dx_root entry 1's hash
+    });
+    const fd = openSync(copy, "r+");
+    try {
+      const b = new Uint8Array(1);
+      readSync(fd, b, 0, 1, at);
+      writeSync(fd, Uint8Array.of(b[0]! ^ 0x08), 0, 1, at);
+    } finally {
+      closeSync(fd);
+    }
+    const problems = withReader(copy, (r) => verifyDirIndex(r));
+    expect(problems.some((p) => /in leaf block \d+, which holds hashes|out of order/.test(p)), JSON.stringify(problems.slice(0, 3))).toBe(true);
+    rmSync(copy);
+  }, 60_000);
 });
