@@ -3,31 +3,34 @@
 import { crc32c } from "./crc32c.ts";
 import { BLOCK_SIZE, EXTENT_MAGIC, MAX_EXTENT_LEN } from "./constants.ts";
 
-export interface Extent {
-  logical: number;
-  physical: number;
-  length: number;
-}
-
 const HEADER = 12;
 const ENTRY = 12;
 const ROOT_MAX = 4;
 const BLOCK_MAX = (BLOCK_SIZE - HEADER - 4) / ENTRY; // 340: 4 bytes left for the checksum tail
 const TAIL_OFFSET = HEADER + BLOCK_MAX * ENTRY;
 
+/**
+ * Extents as a flat list of triplets [logical, physical, length, logical, physical, length, ...]:
+ * one small number array per file instead of an object per extent (there can be millions).
+ */
+export type ExtentList = number[];
+
+export function extentCount(list: ExtentList): number {
+  return list.length / 3;
+}
+
 /** Appends extents mapping `logical..` onto the physical [start, length] pairs, splitting at the 32768-block limit. */
-export function appendExtents(out: Extent[], logical: number, physicalRuns: number[]): void {
+export function appendExtents(out: ExtentList, logical: number, physicalRuns: number[]): void {
   for (let i = 0; i < physicalRuns.length; i += 2) {
     let physical = physicalRuns[i]!;
     let left = physicalRuns[i + 1]!;
     while (left > 0) {
-      const length = Math.min(left, MAX_EXTENT_LEN);
-      const prev = out[out.length - 1];
-      if (prev && prev.logical + prev.length === logical && prev.physical + prev.length === physical && prev.length + length <= MAX_EXTENT_LEN) {
-        prev.length += length;
-      } else {
-        out.push({ logical, physical, length });
-      }
+      const n = out.length;
+      const prevLength = n > 0 ? out[n - 1]! : 0;
+      const mergeable = n > 0 && out[n - 3]! + prevLength === logical && out[n - 2]! + prevLength === physical && prevLength < MAX_EXTENT_LEN;
+      const length = Math.min(left, mergeable ? MAX_EXTENT_LEN - prevLength : MAX_EXTENT_LEN);
+      if (mergeable) out[n - 1] = prevLength + length;
+      else out.push(logical, physical, length);
       logical += length;
       physical += length;
       left -= length;
@@ -54,11 +57,12 @@ function writeHeader(view: DataView, off: number, entries: number, max: number, 
   view.setUint32(off + 8, 0, true);
 }
 
-function writeLeafEntry(view: DataView, off: number, e: Extent): void {
-  view.setUint32(off, e.logical, true);
-  view.setUint16(off + 4, e.length, true);
-  view.setUint16(off + 6, Math.floor(e.physical / 2 ** 32), true);
-  view.setUint32(off + 8, e.physical >>> 0, true);
+function writeLeafEntry(view: DataView, off: number, list: ExtentList, index: number): void {
+  const physical = list[index * 3 + 1]!;
+  view.setUint32(off, list[index * 3]!, true);
+  view.setUint16(off + 4, list[index * 3 + 2]!, true);
+  view.setUint16(off + 6, Math.floor(physical / 2 ** 32), true);
+  view.setUint32(off + 8, physical >>> 0, true);
 }
 
 function writeIndexEntry(view: DataView, off: number, logical: number, child: number): void {
@@ -81,10 +85,10 @@ export interface ExtentTree {
  * `treeStart`, `treeStart + 1`, ... (leaves first, then each index level). Each tree block
  * gets its checksum tail when `inodeCsumSeed` is given (metadata_csum).
  */
-export function buildExtentTree(extents: Extent[], treeStart: number, inodeCsumSeed: number | null): ExtentTree {
-  const iBlock = new Uint8Array(60);
-  const rootView = new DataView(iBlock.buffer);
-  const blockCount = extentTreeBlockCount(extents.length);
+export function buildExtentTree(extents: ExtentList, treeStart: number, inodeCsumSeed: number | null, iBlock: Uint8Array = new Uint8Array(60)): ExtentTree {
+  const rootView = new DataView(iBlock.buffer, iBlock.byteOffset, 60);
+  const count = extentCount(extents);
+  const blockCount = extentTreeBlockCount(count);
   const blocks = new Uint8Array(blockCount * BLOCK_SIZE);
   const view = new DataView(blocks.buffer);
 
@@ -92,13 +96,13 @@ export function buildExtentTree(extents: Extent[], treeStart: number, inodeCsumS
   let depth = 0;
   let nextBlock = 0;
   let level: Array<{ logical: number; block: number }> = [];
-  if (extents.length > ROOT_MAX) {
-    for (let i = 0; i < extents.length; i += BLOCK_MAX) {
-      const chunk = extents.slice(i, i + BLOCK_MAX);
+  if (count > ROOT_MAX) {
+    for (let i = 0; i < count; i += BLOCK_MAX) {
+      const entries = Math.min(BLOCK_MAX, count - i);
       const base = nextBlock * BLOCK_SIZE;
-      writeHeader(view, base, chunk.length, BLOCK_MAX, 0);
-      chunk.forEach((e, j) => writeLeafEntry(view, base + HEADER + j * ENTRY, e));
-      level.push({ logical: chunk[0]!.logical, block: treeStart + nextBlock });
+      writeHeader(view, base, entries, BLOCK_MAX, 0);
+      for (let j = 0; j < entries; j++) writeLeafEntry(view, base + HEADER + j * ENTRY, extents, i + j);
+      level.push({ logical: extents[i * 3]!, block: treeStart + nextBlock });
       nextBlock++;
     }
     depth = 1;
@@ -118,8 +122,8 @@ export function buildExtentTree(extents: Extent[], treeStart: number, inodeCsumS
     writeHeader(rootView, 0, level.length, ROOT_MAX, depth);
     level.forEach((n, j) => writeIndexEntry(rootView, HEADER + j * ENTRY, n.logical, n.block));
   } else {
-    writeHeader(rootView, 0, extents.length, ROOT_MAX, 0);
-    extents.forEach((e, j) => writeLeafEntry(rootView, HEADER + j * ENTRY, e));
+    writeHeader(rootView, 0, count, ROOT_MAX, 0);
+    for (let j = 0; j < count; j++) writeLeafEntry(rootView, HEADER + j * ENTRY, extents, j);
   }
   if (inodeCsumSeed !== null) {
     for (let b = 0; b < blockCount; b++) {

@@ -6,9 +6,8 @@ import { createHash } from "node:crypto";
 import { displayName, nameToBytes, type FsNode } from "../tree/index.ts";
 import { BlockAllocator, OutOfSpaceError } from "./allocator.ts";
 import * as C from "./constants.ts";
-import type { DirChild } from "./dirents.ts";
 import { directoryBlockCount } from "./htree.ts";
-import { appendExtents, extentTreeBlockCount, type Extent } from "./extents.ts";
+import { appendExtents, extentCount, extentTreeBlockCount, type ExtentList } from "./extents.ts";
 import { computeGeometry, defaultJournalBlocks, fixedMetadataBlocks, type Geometry } from "./geometry.ts";
 import { IN_INODE_XATTR_SPACE } from "./inode.ts";
 import { planXattrs, XATTR_REFCOUNT_MAX, type XattrPlan } from "./xattrs.ts";
@@ -32,23 +31,44 @@ export interface Ext4Options {
   timestamp?: number;
 }
 
-/** One inode of the image and everything decided about it. */
+/** A directory's entries (without "." and ".."), as parallel arrays: names are the tree's byte strings. */
+export interface DirEntries {
+  names: string[];
+  inos: number[];
+  types: Uint8Array;
+}
+
+/** One inode of the image and everything decided about it. Kept small: there may be millions. */
 export interface PlannedInode {
   ino: number;
   node: FsNode;
   linksCount: number;
-  /** Directories: parent inode number and entries (without "." and ".."). */
-  parentIno: number;
-  children: DirChild[] | null;
+  /** The directory holding its first name (the root's parent is itself), and that name. */
+  parent: PlannedInode;
+  name: string;
+  /** Directories: their entries. */
+  entries: DirEntries | null;
   /** Blocks of content: directory blocks, a slow symlink's block, or a file's non-zero blocks. */
   dataBlocks: number;
-  /** Non-zero logical block runs of a regular file: [first, count, ...]. */
+  /** Non-zero logical block runs of a regular file [first, count, ...]; dropped once allocated. */
   logicalRuns: number[] | null;
-  extents: Extent[];
+  extents: ExtentList;
   treeStart: number;
   treeBlocks: number;
   xattrs: XattrPlan | null;
   xattrBlock: number;
+}
+
+/** "/a/b/c" as a byte string, by walking up the parents. */
+export function rawPathOf(p: PlannedInode): string {
+  const parts: string[] = [];
+  for (let q = p; q.parent !== q; q = q.parent) parts.push(q.name);
+  return "/" + parts.reverse().join("/");
+}
+
+/** "/a/b/c" for messages. */
+export function pathOf(p: PlannedInode): string {
+  return displayName(rawPathOf(p));
 }
 
 export interface XattrBlockPlan {
@@ -68,7 +88,7 @@ export interface Ext4Plan {
   inodes: PlannedInode[];
   inodesUsed: number;
   journalBlocks: number;
-  journalExtents: Extent[];
+  journalExtents: ExtentList;
   journalTreeStart: number;
   groupLayouts: Array<{ blockBitmap: number; inodeBitmap: number; inodeTable: number }>;
   xattrBlocks: XattrBlockPlan[];
@@ -125,18 +145,18 @@ function zeroRunsOf(bytes: Uint8Array): number[] | null {
   return anyZero ? runs : null;
 }
 
-function logicalRunsOf(node: FsNode, path: string): number[] {
+function logicalRunsOf(node: FsNode, p: PlannedInode): number[] {
   const blocks = Math.ceil(node.size / C.BLOCK_SIZE);
   if (node.bytes) {
-    if (node.bytes.length !== node.size) throw new Ext4PlanError(`${displayName(path)}: size ${node.size} but ${node.bytes.length} bytes given`);
+    if (node.bytes.length !== node.size) throw new Ext4PlanError(`${pathOf(p)}: size ${node.size} but ${node.bytes.length} bytes given`);
     return zeroRunsOf(node.bytes) ?? (blocks > 0 ? [0, blocks] : []);
   }
-  if (node.size > 0 && !node.data) throw new Ext4PlanError(`${displayName(path)}: regular file of ${node.size} bytes has no data source`);
+  if (node.size > 0 && !node.data) throw new Ext4PlanError(`${pathOf(p)}: regular file of ${node.size} bytes has no data source`);
   const runs = node.data?.runs;
   if (!runs) return blocks > 0 ? [0, blocks] : [];
   const out = Array.from(runs);
   for (let i = 0; i < out.length; i += 2) {
-    if (out[i]! + out[i + 1]! > blocks) throw new Ext4PlanError(`${displayName(path)}: data run beyond the file's ${blocks} blocks`);
+    if (out[i]! + out[i + 1]! > blocks) throw new Ext4PlanError(`${pathOf(p)}: data run beyond the file's ${blocks} blocks`);
   }
   return out;
 }
@@ -165,18 +185,17 @@ function derive(identity: Uint8Array, purpose: string): Uint8Array {
 
 interface Numbering {
   inodes: PlannedInode[];
-  byNode: Map<FsNode, PlannedInode>;
-  paths: Map<PlannedInode, string>;
   lostFound: PlannedInode;
 }
 
-function newPlanned(ino: number, node: FsNode, parentIno: number): PlannedInode {
-  return {
+function newPlanned(ino: number, node: FsNode, parent: PlannedInode | null, name: string): PlannedInode {
+  const p: PlannedInode = {
     ino,
     node,
     linksCount: 0,
-    parentIno,
-    children: null,
+    parent: parent!,
+    name,
+    entries: null,
     dataBlocks: 0,
     logicalRuns: null,
     extents: [],
@@ -185,18 +204,22 @@ function newPlanned(ino: number, node: FsNode, parentIno: number): PlannedInode 
     xattrs: null,
     xattrBlock: 0,
   };
+  if (!parent) p.parent = p;
+  return p;
+}
+
+function validName(name: string): boolean {
+  return name.length > 0 && name.length <= 255 && name !== "." && name !== ".." && !name.includes("/") && !name.includes("\0");
 }
 
 /** Gives every distinct node an inode number (root 2, lost+found 11, then depth-first in name order). */
 function numberInodes(root: FsNode): Numbering {
   if (root.kind !== "dir" || !root.children) throw new Ext4PlanError("the tree's root must be a directory");
   const inodes: PlannedInode[] = [];
-  const byNode = new Map<FsNode, PlannedInode>();
-  const paths = new Map<PlannedInode, string>();
-  const rootPlan = newPlanned(C.ROOT_INO, root, C.ROOT_INO);
+  // Nodes already numbered, to find hardlinks (directories cannot be, so they are not kept).
+  const numbered = new Map<FsNode, PlannedInode>();
+  const rootPlan = newPlanned(C.ROOT_INO, root, null, "");
   inodes.push(rootPlan);
-  byNode.set(root, rootPlan);
-  paths.set(rootPlan, "/");
 
   let lostFoundNode = root.children.get("lost+found");
   if (lostFoundNode && lostFoundNode.kind !== "dir") {
@@ -217,51 +240,55 @@ function numberInodes(root: FsNode): Numbering {
       children: new Map(),
     };
   }
-  const lostFound = newPlanned(C.LOST_FOUND_INO, lostFoundNode, C.ROOT_INO);
+  const lostFound = newPlanned(C.LOST_FOUND_INO, lostFoundNode, rootPlan, "lost+found");
   inodes.push(lostFound);
-  byNode.set(lostFoundNode, lostFound);
-  paths.set(lostFound, "/lost+found");
 
   let nextIno = C.FIRST_INO + 1;
-  const stack: Array<[FsNode, PlannedInode, string]> = [[root, rootPlan, ""]];
+  const stack: PlannedInode[] = [rootPlan];
+  const seenDirs = new Set<FsNode>([root]);
   while (stack.length > 0) {
-    const [dir, dirPlan, dirPath] = stack.pop()!;
+    const dirPlan = stack.pop()!;
+    const dir = dirPlan.node;
     const names = [...dir.children!.keys()].sort();
     if (dir === root && synthesizedLostFound) names.unshift("lost+found");
-    const entries: DirChild[] = [];
+    const entries: DirEntries = { names, inos: new Array<number>(names.length), types: new Uint8Array(names.length) };
     let subdirs = 0;
-    const descend: Array<[FsNode, PlannedInode, string]> = [];
-    for (const name of names) {
-      const child: FsNode = dir === root && name === "lost+found" ? lostFoundNode : dir.children!.get(name)!;
-      const path = `${dirPath}/${name}`;
-      if (name.length === 0 || name.length > 255 || name === "." || name === ".." || name.includes("/") || name.includes("\0")) {
-        throw new Ext4PlanError(`invalid name ${JSON.stringify(displayName(name))} in ${displayName(dirPath || "/")}: names are 1-255 bytes without "/" or NUL`);
+    const descend: PlannedInode[] = [];
+    for (let i = 0; i < names.length; i++) {
+      const name = names[i]!;
+      if (!validName(name)) {
+        throw new Ext4PlanError(`invalid name ${JSON.stringify(displayName(name))} in ${pathOf(dirPlan)}: names are 1-255 bytes without "/" or NUL`);
       }
-      let plan = byNode.get(child);
-      if (dir === root && child === lostFoundNode) {
-        plan = lostFound;
-        descend.push([child, plan, path]);
-      } else if (plan && child.kind === "dir") {
-        throw new Ext4PlanError(`${displayName(path)}: a directory cannot have a second name (hardlinked directory)`);
-      } else if (!plan) {
-        plan = newPlanned(nextIno++, child, dirPlan.ino);
-        inodes.push(plan);
-        byNode.set(child, plan);
-        paths.set(plan, path);
-        if (child.kind === "dir") descend.push([child, plan, path]);
+      const child: FsNode = dir === root && name === "lost+found" ? lostFoundNode : dir.children!.get(name)!;
+      let plan: PlannedInode;
+      if (child.kind === "dir") {
+        if (seenDirs.has(child)) throw new Ext4PlanError(`${pathOf(dirPlan)}/${displayName(name)}: a directory cannot have a second name (hardlinked directory)`);
+        seenDirs.add(child);
+        plan = child === lostFoundNode ? lostFound : newPlanned(nextIno++, child, dirPlan, name);
+        if (plan !== lostFound) inodes.push(plan);
+        descend.push(plan);
+        subdirs++;
+      } else {
+        let known = numbered.get(child);
+        if (!known) {
+          known = newPlanned(nextIno++, child, dirPlan, name);
+          inodes.push(known);
+          numbered.set(child, known);
+        }
+        plan = known;
       }
       plan.linksCount++;
-      if (child.kind === "dir") subdirs++;
-      entries.push({ name: nameToBytes(name), ino: plan.ino, fileType: fileTypeOf(child) });
+      entries.inos[i] = plan.ino;
+      entries.types[i] = fileTypeOf(child);
     }
-    dirPlan.children = entries;
+    dirPlan.entries = entries;
     // A directory's links: its name in the parent (counted above) + "." + one ".." per subdirectory.
     dirPlan.linksCount += 1 + subdirs;
     for (let i = descend.length - 1; i >= 0; i--) stack.push(descend[i]!);
   }
   rootPlan.linksCount += 1; // the root's ".." names itself
   inodes.sort((a, b) => a.ino - b.ino);
-  return { inodes, byNode, paths, lostFound };
+  return { inodes, lostFound };
 }
 
 /** Everything the layout needs, except block numbers. */
@@ -271,12 +298,11 @@ function measure(n: Numbering, metadataCsum: boolean): { contentBlocks: number; 
   const xattrBlocks = new Map<string, number>(); // block key -> inodes using it
   for (const p of n.inodes) {
     const node = p.node;
-    const path = n.paths.get(p)!;
     if (node.xattrs.size > 0) {
       try {
         p.xattrs = planXattrs(node.xattrs, IN_INODE_XATTR_SPACE);
       } catch (err) {
-        throw new Ext4PlanError(`${displayName(path)}: ${(err as Error).message}`);
+        throw new Ext4PlanError(`${pathOf(p)}: ${(err as Error).message}`);
       }
       if (p.xattrs.block) xattrBlocks.set(p.xattrs.blockKey!, (xattrBlocks.get(p.xattrs.blockKey!) ?? 0) + 1);
     }
@@ -284,17 +310,17 @@ function measure(n: Numbering, metadataCsum: boolean): { contentBlocks: number; 
     switch (node.kind) {
       case "dir": {
         const count =
-          p.ino === C.LOST_FOUND_INO && p.children!.length === 0
+          p.ino === C.LOST_FOUND_INO && p.entries!.names.length === 0
             ? LOST_FOUND_BLOCKS
-            : directoryBlockCount(p.children!.map((c) => ({ nameLength: c.name.length })), { metadataCsum });
+            : directoryBlockCount(p.entries!.names.map((name) => ({ nameLength: name.length })), { metadataCsum });
         p.dataBlocks = count;
         runsForEstimate = [0, count];
         break;
       }
       case "symlink": {
         const len = (node.target ?? "").length;
-        if (len === 0) throw new Ext4PlanError(`${displayName(path)}: empty symlink target`);
-        if (len > MAX_SYMLINK) throw new Ext4PlanError(`${displayName(path)}: symlink target of ${len} bytes exceeds ${MAX_SYMLINK}`);
+        if (len === 0) throw new Ext4PlanError(`${pathOf(p)}: empty symlink target`);
+        if (len > MAX_SYMLINK) throw new Ext4PlanError(`${pathOf(p)}: symlink target of ${len} bytes exceeds ${MAX_SYMLINK}`);
         if (len >= 60) {
           p.dataBlocks = 1;
           runsForEstimate = [0, 1];
@@ -302,8 +328,8 @@ function measure(n: Numbering, metadataCsum: boolean): { contentBlocks: number; 
         break;
       }
       case "file": {
-        if (!Number.isSafeInteger(node.size) || node.size < 0) throw new Ext4PlanError(`${displayName(path)}: invalid size ${node.size}`);
-        p.logicalRuns = logicalRunsOf(node, path);
+        if (!Number.isSafeInteger(node.size) || node.size < 0) throw new Ext4PlanError(`${pathOf(p)}: invalid size ${node.size}`);
+        p.logicalRuns = logicalRunsOf(node, p);
         p.dataBlocks = sumRuns(p.logicalRuns);
         runsForEstimate = p.logicalRuns;
         break;
@@ -371,7 +397,7 @@ function treeIdentity(n: Numbering): Uint8Array {
   const h = createHash("sha256");
   for (const p of n.inodes) {
     const node = p.node;
-    h.update(`${n.paths.get(p)}\0${node.kind}\0${node.mode}\0${node.uid}\0${node.gid}\0${node.size}\0${node.mtime.sec}\0${node.mtime.nsec}\0${node.target ?? ""}\n`);
+    h.update(`${rawPathOf(p)}\0${node.kind}\0${node.mode}\0${node.uid}\0${node.gid}\0${node.size}\0${node.mtime.sec}\0${node.mtime.nsec}\0${node.target ?? ""}\n`);
   }
   return Uint8Array.from(h.digest());
 }
@@ -408,7 +434,7 @@ export function planExt4(root: FsNode, options: Ext4Options): Ext4Plan {
       });
     }
 
-    const journalExtents: Extent[] = [];
+    const journalExtents: ExtentList = [];
     if (journalBlocks > 0) {
       const runs: number[] = [];
       alloc.runs(journalBlocks, "journal", runs);
@@ -434,7 +460,7 @@ export function planExt4(root: FsNode, options: Ext4Options): Ext4Plan {
       if (p.xattrs?.block) p.xattrBlock = xattrBlockFor(p.xattrs).blockNr;
       if (p.node.kind === "dir" || (p.node.kind === "symlink" && p.dataBlocks > 0)) {
         const runs: number[] = [];
-        alloc.runs(p.dataBlocks, `${p.node.kind} ${displayName(numbering.paths.get(p)!)}`, runs);
+        alloc.runs(p.dataBlocks, `${p.node.kind} ${pathOf(p)}`, runs);
         appendExtents(p.extents, 0, runs);
       } else if (p.node.kind === "file" && p.dataBlocks > 0) {
         dataOrder.push(p);
@@ -448,21 +474,21 @@ export function planExt4(root: FsNode, options: Ext4Options): Ext4Plan {
       return da.source - db.source || da.offset - db.offset;
     });
     for (const p of dataOrder) {
-      const what = `file ${displayName(numbering.paths.get(p)!)}`;
       const runs = p.logicalRuns!;
       for (let i = 0; i < runs.length; i += 2) {
         const physical: number[] = [];
-        alloc.runs(runs[i + 1]!, what, physical);
+        alloc.runs(runs[i + 1]!, "file data", physical);
         appendExtents(p.extents, runs[i]!, physical);
       }
+      p.logicalRuns = null;
     }
     // Extent tree blocks, now that every extent is known.
     let journalTreeStart = 0;
-    const journalTree = extentTreeBlockCount(journalExtents.length);
+    const journalTree = extentTreeBlockCount(extentCount(journalExtents));
     if (journalTree > 0) journalTreeStart = alloc.contiguous(journalTree, "journal extent tree");
     for (const p of numbering.inodes) {
-      p.treeBlocks = extentTreeBlockCount(p.extents.length);
-      if (p.treeBlocks > 0) p.treeStart = alloc.contiguous(p.treeBlocks, `extent tree of ${displayName(numbering.paths.get(p)!)}`);
+      p.treeBlocks = extentTreeBlockCount(extentCount(p.extents));
+      if (p.treeBlocks > 0) p.treeStart = alloc.contiguous(p.treeBlocks, `extent tree of ${pathOf(p)}`);
     }
 
     const plan: Ext4Plan = {

@@ -1,22 +1,23 @@
 // Executes a layout plan into an image file. The phases, in order:
-//   1. file data, streamed from each source in offset order into big positional writes;
-//   2. directories, slow symlinks, xattr blocks, extent tree blocks, the journal superblock;
-//   3. inode tables;
-//   4. bitmaps, then group descriptors (and their backups);
-//   5. the superblock (and its backups) last, since it sums up everything before it.
+//   1. file data, copied from each source in offset order (in the kernel where possible);
+//   2. inodes in number order: directory and symlink blocks, extent tree blocks, the inode
+//      table records (one group's table at a time), then shared xattr blocks and the journal;
+//   3. bitmaps, then group descriptors (and their backups);
+//   4. the superblock (and its backups) last, since it sums up everything before it.
 // The image is built under a temporary name beside `out` and renamed into place only when
 // complete; on any failure the temporary file is removed.
 import { closeSync, ftruncateSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
-import { displayName, type ByteSource, type FsNode } from "../tree/index.ts";
+import { displayName, nameToBytes, type ByteSource, type FsNode } from "../tree/index.ts";
 import * as C from "./constants.ts";
 import { buildDirectory } from "./htree.ts";
-import { buildExtentTree, extentTreeBlockCount, type Extent } from "./extents.ts";
+import { buildExtentTree, extentCount, extentTreeBlockCount, type ExtentList } from "./extents.ts";
 import { backupGroups } from "./geometry.ts";
-import { buildGroupTables } from "./groups.ts";
+import { buildGroupTables, type GroupUsage } from "./groups.ts";
 import { encodeInode, inodeChecksumSeed, type InodeFields } from "./inode.ts";
 import { encodeJournalSuperblock } from "./journal.ts";
-import { LOST_FOUND_BLOCKS, planExt4, type Ext4Options, type Ext4Plan, type PlannedInode } from "./plan.ts";
+import { LOST_FOUND_BLOCKS, pathOf, planExt4, type Ext4Options, type Ext4Plan, type PlannedInode } from "./plan.ts";
+import type { DirChild } from "./dirents.ts";
 import { encodeSuperblock } from "./superblock.ts";
 import { sealXattrBlock } from "./xattrs.ts";
 import { crc32c } from "./crc32c.ts";
@@ -129,10 +130,11 @@ function copyFileData(plan: Ext4Plan, sources: ByteSource[], sink: BlockSink, ou
     const srcFd = data && !node.bytes ? kernelCopy.get(data.source) : undefined;
     if (srcFd !== undefined) {
       let copied = true;
-      for (const e of p.extents) {
-        const fileOffset = e.logical * BS;
-        const length = Math.min(e.length * BS, node.size - fileOffset);
-        if (!copyRange(srcFd, data!.offset + fileOffset, outFd, e.physical * BS, length)) {
+      const ex = p.extents;
+      for (let i = 0; i < ex.length; i += 3) {
+        const fileOffset = ex[i]! * BS;
+        const length = Math.min(ex[i + 2]! * BS, node.size - fileOffset);
+        if (!copyRange(srcFd, data!.offset + fileOffset, outFd, ex[i + 1]! * BS, length)) {
           copied = false;
           break;
         }
@@ -140,23 +142,30 @@ function copyFileData(plan: Ext4Plan, sources: ByteSource[], sink: BlockSink, ou
       if (copied) continue;
       kernelCopy.delete(data!.source);
     }
-    for (const e of p.extents) {
-      for (let b = 0; b < e.length; b += CHUNK_BLOCKS) {
-        const blocks = Math.min(CHUNK_BLOCKS, e.length - b);
-        const fileOffset = (e.logical + b) * BS;
+    const ex = p.extents;
+    for (let i = 0; i < ex.length; i += 3) {
+      const logical = ex[i]!;
+      const physical = ex[i + 1]!;
+      const extentLength = ex[i + 2]!;
+      for (let b = 0; b < extentLength; b += CHUNK_BLOCKS) {
+        const blocks = Math.min(CHUNK_BLOCKS, extentLength - b);
+        const fileOffset = (logical + b) * BS;
         const length = Math.min(blocks * BS, node.size - fileOffset);
         const bytes = node.bytes
           ? node.bytes.subarray(fileOffset, fileOffset + length)
           : windows.get(node.data!.source)!.view(node.data!.offset + fileOffset, length);
-        sink.put(e.physical + b, bytes);
+        sink.put(physical + b, bytes);
       }
     }
   }
   sink.flush();
 }
 
-function writeByExtents(sink: BlockSink, extents: Extent[], content: Uint8Array): void {
-  for (const e of extents) sink.put(e.physical, content.subarray(e.logical * BS, (e.logical + e.length) * BS));
+function writeByExtents(sink: BlockSink, extents: ExtentList, content: Uint8Array): void {
+  for (let i = 0; i < extents.length; i += 3) {
+    const logical = extents[i]!;
+    sink.put(extents[i + 1]!, content.subarray(logical * BS, (logical + extents[i + 2]!) * BS));
+  }
 }
 
 function emptyDirBlock(metadataCsum: boolean, inodeSeed: number): Uint8Array {
@@ -181,98 +190,73 @@ const TYPE_BITS: Record<FsNode["kind"], number> = {
   socket: C.S_IFSOCK,
 };
 
-function deviceIBlock(major: number, minor: number): Uint8Array {
-  const iBlock = new Uint8Array(60);
-  const v = new DataView(iBlock.buffer);
+function writeDeviceNumbers(iBlock: Uint8Array, major: number, minor: number): void {
+  const v = new DataView(iBlock.buffer, iBlock.byteOffset, 60);
   if (major < 256 && minor < 256) {
     v.setUint32(0, (major << 8) | minor, true);
   } else {
     v.setUint32(4, ((minor & 0xff) | (major << 8) | ((minor & ~0xff) << 12)) >>> 0, true);
   }
-  return iBlock;
 }
 
-/** Phase 2: content of directories and symlinks, xattr and extent blocks; returns each inode's i_block and index flag. */
-function writeMetadataBlocks(plan: Ext4Plan, sink: BlockSink): Map<number, { iBlock: Uint8Array; indexed: boolean }> {
+/** A directory's blocks: htree or linear, with checksums; lost+found gets mke2fs's empty spare blocks. */
+function directoryContent(plan: Ext4Plan, p: PlannedInode, inodeSeed: number, hashSeed: Uint32Array): { bytes: Uint8Array; indexed: boolean } {
+  const csum = plan.fsCsumSeed !== null;
+  const e = p.entries!;
+  const children: DirChild[] = e.names.map((name, i) => ({ name: nameToBytes(name), ino: e.inos[i]!, fileType: e.types[i]! }));
+  const opts = { metadataCsum: csum, hashVersion: C.HASH_HALF_MD4, hashSeed, unsignedHash: true, inodeCsumSeed: inodeSeed };
+  const built = buildDirectory(p.ino, p.parent.ino, children, opts);
+  if (p.ino === C.LOST_FOUND_INO && children.length === 0) {
+    const bytes = new Uint8Array(LOST_FOUND_BLOCKS * BS);
+    bytes.set(built.bytes, 0);
+    for (let b = 1; b < LOST_FOUND_BLOCKS; b++) bytes.set(emptyDirBlock(csum, inodeSeed), b * BS);
+    return { bytes, indexed: false };
+  }
+  if (built.blockCount !== p.dataBlocks) {
+    throw new Error(`directory ${pathOf(p)}: planned ${p.dataBlocks} blocks but built ${built.blockCount}`);
+  }
+  return { bytes: built.bytes, indexed: built.indexed };
+}
+
+function usesExtents(p: PlannedInode): boolean {
+  const kind = p.node.kind;
+  return kind === "file" || kind === "dir" || (kind === "symlink" && p.dataBlocks > 0);
+}
+
+/** Writes an inode's content blocks and extent tree and fills its i_block; returns whether it is an indexed directory. */
+function writeInodeContent(plan: Ext4Plan, p: PlannedInode, sink: BlockSink, iBlock: Uint8Array, hashSeed: Uint32Array): boolean {
+  const node = p.node;
   const seed = plan.fsCsumSeed;
-  const csum = seed !== null;
-  const hashSeed = new Uint32Array(4);
-  const hv = new DataView(plan.hashSeed.buffer, plan.hashSeed.byteOffset, 16);
-  for (let i = 0; i < 4; i++) hashSeed[i] = hv.getUint32(i * 4, true);
-  const roots = new Map<number, { iBlock: Uint8Array; indexed: boolean }>();
-
-  for (const p of plan.inodes) {
-    const node = p.node;
-    const inodeSeed = csum ? inodeChecksumSeed(seed, p.ino, 0) : 0;
-    let indexed = false;
-    if (node.kind === "dir") {
-      let content: Uint8Array;
-      if (p.ino === C.LOST_FOUND_INO && p.children!.length === 0) {
-        content = new Uint8Array(LOST_FOUND_BLOCKS * BS);
-        const first = buildDirectory(p.ino, p.parentIno, [], { metadataCsum: csum, hashVersion: C.HASH_HALF_MD4, hashSeed, unsignedHash: true, inodeCsumSeed: inodeSeed });
-        content.set(first.bytes, 0);
-        for (let b = 1; b < LOST_FOUND_BLOCKS; b++) content.set(emptyDirBlock(csum, inodeSeed), b * BS);
-      } else {
-        const built = buildDirectory(p.ino, p.parentIno, p.children!, {
-          metadataCsum: csum,
-          hashVersion: C.HASH_HALF_MD4,
-          hashSeed,
-          unsignedHash: true,
-          inodeCsumSeed: inodeSeed,
-        });
-        if (built.blockCount !== p.dataBlocks) {
-          throw new Error(`directory inode ${p.ino}: planned ${p.dataBlocks} blocks but built ${built.blockCount}`);
-        }
-        content = built.bytes;
-        indexed = built.indexed;
-      }
-      writeByExtents(sink, p.extents, content);
-    } else if (node.kind === "symlink" && p.dataBlocks > 0) {
-      writeByExtents(sink, p.extents, Buffer.from(node.target!, "latin1"));
-    }
-
-    let iBlock: Uint8Array;
-    if (node.kind === "file" || node.kind === "dir" || (node.kind === "symlink" && p.dataBlocks > 0)) {
-      const tree = buildExtentTree(p.extents, p.treeStart, csum ? inodeSeed : null);
-      if (p.treeBlocks > 0) sink.put(p.treeStart, tree.blocks);
-      iBlock = tree.iBlock;
-    } else if (node.kind === "symlink") {
-      iBlock = new Uint8Array(60);
-      iBlock.set(Buffer.from(node.target!, "latin1"));
-    } else if (node.kind === "chardev" || node.kind === "blockdev") {
-      iBlock = deviceIBlock(node.major ?? 0, node.minor ?? 0);
-    } else {
-      iBlock = new Uint8Array(60);
-    }
-    roots.set(p.ino, { iBlock, indexed });
+  const inodeSeed = seed !== null ? inodeChecksumSeed(seed, p.ino, 0) : 0;
+  let indexed = false;
+  if (node.kind === "dir") {
+    const content = directoryContent(plan, p, inodeSeed, hashSeed);
+    writeByExtents(sink, p.extents, content.bytes);
+    indexed = content.indexed;
+  } else if (node.kind === "symlink" && p.dataBlocks > 0) {
+    writeByExtents(sink, p.extents, Buffer.from(node.target!, "latin1"));
   }
-
-  for (const xb of plan.xattrBlocks) {
-    sealXattrBlock(xb.block, xb.blockNr, xb.refcount, seed);
-    sink.put(xb.blockNr, xb.block);
+  if (usesExtents(p)) {
+    const tree = buildExtentTree(p.extents, p.treeStart, seed !== null ? inodeSeed : null, iBlock);
+    if (p.treeBlocks > 0) sink.put(p.treeStart, tree.blocks);
+  } else if (node.kind === "symlink") {
+    iBlock.set(Buffer.from(node.target!, "latin1"));
+  } else if (node.kind === "chardev" || node.kind === "blockdev") {
+    writeDeviceNumbers(iBlock, node.major ?? 0, node.minor ?? 0);
   }
-
-  if (plan.journalBlocks > 0) {
-    const journalSeed = csum ? inodeChecksumSeed(seed, C.JOURNAL_INO, 0) : null;
-    const tree = buildExtentTree(plan.journalExtents, plan.journalTreeStart, journalSeed);
-    if (tree.blocks.length > 0) sink.put(plan.journalTreeStart, tree.blocks);
-    sink.put(plan.journalExtents[0]!.physical, encodeJournalSuperblock(plan.journalBlocks, plan.uuid));
-    roots.set(C.JOURNAL_INO, { iBlock: tree.iBlock, indexed: false });
-  }
-  sink.flush();
-  return roots;
+  return indexed;
 }
 
-function inodeFieldsFor(p: PlannedInode, root: { iBlock: Uint8Array; indexed: boolean }): InodeFields {
+function inodeFieldsFor(p: PlannedInode, iBlock: Uint8Array, indexed: boolean): InodeFields {
   const node = p.node;
   let size = 0;
   if (node.kind === "file") size = node.size;
   else if (node.kind === "dir") size = p.dataBlocks * BS;
   else if (node.kind === "symlink") size = node.target!.length;
-  const usesExtents = node.kind === "file" || node.kind === "dir" || (node.kind === "symlink" && p.dataBlocks > 0);
-  let flags = usesExtents ? C.INODE_FLAG_EXTENTS : 0;
-  if (root.indexed) flags |= C.INODE_FLAG_INDEX;
+  let flags = usesExtents(p) ? C.INODE_FLAG_EXTENTS : 0;
+  if (indexed) flags |= C.INODE_FLAG_INDEX;
   const blocks = p.dataBlocks + p.treeBlocks + (p.xattrBlock ? 1 : 0);
+  // dir_nlink: a directory with more than 65000 links records 1 ("many").
   const linksCount = node.kind === "dir" && p.linksCount > 65000 ? 1 : p.linksCount;
   return {
     mode: TYPE_BITS[node.kind] | (node.mode & 0o7777),
@@ -282,7 +266,7 @@ function inodeFieldsFor(p: PlannedInode, root: { iBlock: Uint8Array; indexed: bo
     linksCount,
     blocks512: blocks * (BS / 512),
     flags,
-    iBlock: root.iBlock,
+    iBlock,
     generation: 0,
     fileAcl: p.xattrBlock,
     atime: node.atime,
@@ -293,63 +277,83 @@ function inodeFieldsFor(p: PlannedInode, root: { iBlock: Uint8Array; indexed: bo
   };
 }
 
-/** Phase 3: inode tables, group by group; returns each group's used-inode and directory counts. */
-function writeInodeTables(plan: Ext4Plan, roots: Map<number, { iBlock: Uint8Array; indexed: boolean }>, fd: number) {
+/** Reserved inodes 1..10 of group 0: the journal (8) and, under metadata_csum, zeroed inodes with valid checksums. */
+function encodeReservedInodes(plan: Ext4Plan, sink: BlockSink, table: Uint8Array): void {
+  const seed = plan.fsCsumSeed;
+  if (plan.journalBlocks > 0) {
+    const journalSeed = seed !== null ? inodeChecksumSeed(seed, C.JOURNAL_INO, 0) : null;
+    const iBlock = new Uint8Array(60);
+    const tree = buildExtentTree(plan.journalExtents, plan.journalTreeStart, journalSeed, iBlock);
+    if (tree.blocks.length > 0) sink.put(plan.journalTreeStart, tree.blocks);
+    sink.put(plan.journalExtents[1]!, encodeJournalSuperblock(plan.journalBlocks, plan.uuid));
+    const t = { sec: plan.timestamp, nsec: 0 };
+    encodeInode(table, (C.JOURNAL_INO - 1) * C.INODE_SIZE, C.JOURNAL_INO, {
+      ...emptyReservedInode(),
+      mode: C.S_IFREG | 0o600,
+      size: plan.journalBlocks * BS,
+      linksCount: 1,
+      blocks512: (plan.journalBlocks + extentTreeBlockCount(extentCount(plan.journalExtents))) * (BS / 512),
+      flags: C.INODE_FLAG_EXTENTS,
+      iBlock,
+      atime: t,
+      ctime: t,
+      mtime: t,
+      crtime: t,
+    }, seed);
+  }
+  if (seed === null) return;
+  for (let ino = 1; ino < C.FIRST_INO; ino++) {
+    if (ino === C.ROOT_INO || (ino === C.JOURNAL_INO && plan.journalBlocks > 0)) continue;
+    encodeInode(table, (ino - 1) * C.INODE_SIZE, ino, emptyReservedInode(), seed);
+  }
+}
+
+/**
+ * Phase 2: every inode in number order: its content (directory blocks, slow symlink), its
+ * extent tree blocks and its record in the inode table, one group's table at a time; then
+ * the shared xattr blocks. Returns each group's inode usage for the bitmaps and descriptors.
+ */
+function writeInodes(plan: Ext4Plan, sink: BlockSink, fd: number): GroupUsage[] {
   const g = plan.geometry;
-  const usage = Array.from({ length: g.groupCount }, () => ({ usedInodes: 0, usedDirs: 0 }));
-  // Reserved inodes 1..10 are in use; only the journal among them has content.
-  usage[0]!.usedInodes = C.FIRST_INO - 1;
-  const byGroup = new Map<number, PlannedInode[]>();
+  const seed = plan.fsCsumSeed;
+  const hashSeed = new Uint32Array(4);
+  const hv = new DataView(plan.hashSeed.buffer, plan.hashSeed.byteOffset, 16);
+  for (let i = 0; i < 4; i++) hashSeed[i] = hv.getUint32(i * 4, true);
+
+  const usage: GroupUsage[] = Array.from({ length: g.groupCount }, () => ({ usedInodes: 0, usedDirs: 0 }));
+  const table = new Uint8Array(g.inodesPerGroup * C.INODE_SIZE);
+  const iBlock = new Uint8Array(60);
+  let group = 0;
+  let used = C.FIRST_INO - 1; // inodes of the current group up to the last one in use
+  const flushTable = () => {
+    if (used === 0) return;
+    const bytes = Math.ceil((used * C.INODE_SIZE) / BS) * BS;
+    writeAll(fd, table.subarray(0, bytes), plan.groupLayouts[group]!.inodeTable * BS);
+    table.fill(0, 0, bytes);
+    usage[group]!.usedInodes = used;
+  };
+  encodeReservedInodes(plan, sink, table);
   for (const p of plan.inodes) {
     const grp = Math.floor((p.ino - 1) / g.inodesPerGroup);
-    let list = byGroup.get(grp);
-    if (!list) byGroup.set(grp, (list = []));
-    list.push(p);
-  }
-  const seed = plan.fsCsumSeed;
-  for (let grp = 0; grp < g.groupCount; grp++) {
-    const list = byGroup.get(grp) ?? [];
-    const lastIndex = Math.max(grp === 0 ? C.FIRST_INO - 2 : -1, ...list.map((p) => (p.ino - 1) % g.inodesPerGroup));
-    if (lastIndex < 0) continue;
-    const table = new Uint8Array(Math.ceil(((lastIndex + 1) * C.INODE_SIZE) / BS) * BS);
-    if (grp === 0) {
-      if (plan.journalBlocks > 0) {
-        const root = roots.get(C.JOURNAL_INO)!;
-        const epoch = { sec: plan.timestamp, nsec: 0 };
-        encodeInode(table, (C.JOURNAL_INO - 1) * C.INODE_SIZE, C.JOURNAL_INO, {
-          mode: C.S_IFREG | 0o600,
-          uid: 0,
-          gid: 0,
-          size: plan.journalBlocks * BS,
-          linksCount: 1,
-          blocks512: (plan.journalBlocks + extentTreeBlockCount(plan.journalExtents.length)) * (BS / 512),
-          flags: C.INODE_FLAG_EXTENTS,
-          iBlock: root.iBlock,
-          generation: 0,
-          fileAcl: 0,
-          atime: epoch,
-          ctime: epoch,
-          mtime: epoch,
-          crtime: epoch,
-          xattrArea: null,
-        }, seed);
-      }
-      // The other reserved inodes (1, 3-7, 9, 10) are zero but still carry valid checksums.
-      if (seed !== null) {
-        for (let ino = 1; ino < C.FIRST_INO; ino++) {
-          if (ino === C.ROOT_INO || (ino === C.JOURNAL_INO && plan.journalBlocks > 0)) continue;
-          encodeInode(table, (ino - 1) * C.INODE_SIZE, ino, emptyReservedInode(), seed);
-        }
-      }
+    if (grp !== group) {
+      flushTable();
+      group = grp;
+      used = 0;
     }
-    for (const p of list) {
-      const index = (p.ino - 1) % g.inodesPerGroup;
-      encodeInode(table, index * C.INODE_SIZE, p.ino, inodeFieldsFor(p, roots.get(p.ino)!), seed);
-      if (p.node.kind === "dir") usage[grp]!.usedDirs++;
-    }
-    usage[grp]!.usedInodes = lastIndex + 1;
-    writeAll(fd, table, plan.groupLayouts[grp]!.inodeTable * BS);
+    iBlock.fill(0);
+    const indexed = writeInodeContent(plan, p, sink, iBlock, hashSeed);
+    const index = (p.ino - 1) % g.inodesPerGroup;
+    encodeInode(table, index * C.INODE_SIZE, p.ino, inodeFieldsFor(p, iBlock, indexed), seed);
+    used = Math.max(used, index + 1);
+    if (p.node.kind === "dir") usage[grp]!.usedDirs++;
   }
+  flushTable();
+
+  for (const xb of plan.xattrBlocks) {
+    sealXattrBlock(xb.block, xb.blockNr, xb.refcount, seed);
+    sink.put(xb.blockNr, xb.block);
+  }
+  sink.flush();
   return usage;
 }
 
@@ -405,11 +409,8 @@ export async function writeExt4Image(root: FsNode, sources: ByteSource[], option
     copyFileData(plan, sources, sink, fd);
     timing?.("file data", t0);
     t0 = performance.now();
-    const roots = writeMetadataBlocks(plan, sink);
-    timing?.("metadata blocks", t0);
-    t0 = performance.now();
-    const usage = writeInodeTables(plan, roots, fd);
-    timing?.("inode tables", t0);
+    const usage = writeInodes(plan, sink, fd);
+    timing?.("inodes: content, extent trees, tables", t0);
     t0 = performance.now();
 
     const reservedRanges = plan.allocator.reserved;
@@ -419,7 +420,6 @@ export async function writeExt4Image(root: FsNode, sources: ByteSource[], option
     const backups = backupGroups(g.groupCount);
     for (const grp of backups) writeAll(fd, tables.descriptors, (grp * C.BLOCKS_PER_GROUP + 1) * BS);
 
-    const journalRoot = roots.get(C.JOURNAL_INO);
     const fields = {
       geometry: g,
       freeBlocksCount: tables.freeBlocks,
@@ -429,7 +429,7 @@ export async function writeExt4Image(root: FsNode, sources: ByteSource[], option
       volumeName: Buffer.from(options.label ?? "", "utf8"),
       metadataCsum: plan.fsCsumSeed !== null,
       journalBlocks: plan.journalBlocks,
-      journalIBlock: journalRoot?.iBlock ?? null,
+      journalIBlock: plan.journalBlocks > 0 ? buildExtentTree(plan.journalExtents, plan.journalTreeStart, null).iBlock : null,
       journalSize: plan.journalBlocks * BS,
       timestamp: plan.timestamp,
     };

@@ -1,5 +1,6 @@
 import type { Command } from "../command.ts";
+import { imageCachePruneCommand } from "./image-cache.ts";
 import { makeExt4Command } from "./make-ext4.ts";
 
 /** Every command banger knows. Add new ones here. */
-export const COMMANDS: Command[] = [makeExt4Command];
+export const COMMANDS: Command[] = [makeExt4Command, imageCachePruneCommand];
