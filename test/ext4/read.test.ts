@@ -50,6 +50,19 @@ function fixTimes(img: string): void {
   run([toolPath("debugfs"), "-w", "-R", `sif /old mtime_extra ${extraOf(OLD)}`, img]);
 }
 
+/** Unwritten (uninit) extent over logical blocks 400..409 of /sparse, its blocks filled with garbage. */
+function addUninitExtent(img: string): void {
+  run([toolPath("debugfs"), "-w", "-R", "fallocate /sparse 400 409", img]);
+  const ext = withReader(img, (r) => r.extents(r.lookup("/sparse")).find((e) => e.uninit));
+  if (!ext) throw new Error("debugfs fallocate made no unwritten extent");
+  const fd = openSync(img, "r+");
+  try {
+    writeSync(fd, new Uint8Array(ext.length * 4096).fill(0xab), 0, ext.length * 4096, ext.physical * 4096);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 type Variant = "4k" | "4k-nocsum" | "1k" | "blockmap";
 const VARIANTS: Record<Variant, { blockSize: 1024 | 4096; extraOpts: string[]; bigDir: number }> = {
   "4k": { blockSize: 4096, extraOpts: [], bigDir: BIG_DIR_ENTRIES },
@@ -75,6 +88,7 @@ function timedImage(): MkfsImage {
   if (im) return im;
   im = makeImage({ populate: (src) => populateFixture(src, { bigDir: 10 }) });
   fixTimes(im.img);
+  addUninitExtent(im.img);
   built.set("4k-times", im);
   return im;
 }
@@ -443,7 +457,7 @@ function undefinedIds(vfsAcl: Uint8Array): Uint8Array {
   return out;
 }
 
-describe("times beyond 32 bits and nanoseconds (patched with debugfs -w)", () => {
+describe("times beyond 32 bits, nanoseconds, unwritten extents (patched with debugfs -w)", () => {
   testWith(TOOLS, "reader equals a read-only kernel mount of the image, all times to the nanosecond", () => {
     const im = timedImage();
     const tree = withReader(im.img, (r) => {
@@ -451,6 +465,9 @@ describe("times beyond 32 bits and nanoseconds (patched with debugfs -w)", () =>
       expect(r.inode(r.lookup("/nanos")).mtime).toEqual(NANOS_MTIME);
       expect(r.inode(r.lookup("/old")).mtime).toEqual(OLD);
       expect(verifyChecksums(r)).toEqual([]);
+      const sparse = r.lookup("/sparse");
+      expect(r.extents(sparse).filter((e) => e.uninit).map((e) => [e.logical, e.length])).toEqual([[400, 10]]);
+      expect(r.readFile(sparse).subarray(400 * 4096, 410 * 4096).every((b) => b === 0)).toBe(true);
       return r.readTree({ includeLostFound: true });
     });
     const kernel = withMount(im.img, (mnt) => kernelTree(mnt, () => false));
