@@ -18,6 +18,8 @@ export interface Measurement {
   rssKiB: number;
   exitCode: number;
   timedOut?: boolean;
+  /** The time limit, when timedOut. */
+  limitS?: number;
   error?: string;
 }
 
@@ -81,6 +83,7 @@ export async function measure(tool: string, o: MeasureOptions): Promise<Measurem
   }
   if (exitCode === 137 || (exitCode !== 0 && !m)) {
     base.timedOut = exitCode === 137;
+    if (base.timedOut) base.limitS = o.timeoutS;
     base.error = base.timedOut ? `killed after the ${o.timeoutS}s time limit` : `exit ${exitCode}: ${tail(logFile)}`;
     return base;
   }

@@ -21,6 +21,7 @@ export interface CaseResult {
   zero: ZeroCheck | null;
   bangerIdleRssKiB?: number;
   notes: string[];
+  bangerCommit?: string;
   error?: string;
 }
 
@@ -63,6 +64,12 @@ function caseTable(r: CaseResult): string[] {
       lines.push(`| ${t.name} | 0/0 | — | — | — | — | — |`);
       continue;
     }
+    const killed = r.measurements[t.name]!.find((m) => m.timedOut);
+    if (s.okRuns === 0 && killed?.limitS) {
+      const lower = b && Number.isFinite(b.wall) ? `> ${(killed.limitS / b.wall).toFixed(0)}×` : "—";
+      lines.push(`| ${t.name} | 0/${s.totalRuns} | > ${killed.limitS} (killed at the limit) | — | — | ${lower} | — |`);
+      continue;
+    }
     const ratio = (x: number, y: number | undefined) => (y !== undefined && Number.isFinite(x) && Number.isFinite(y) && y > 0 ? `${(x / y).toFixed(2)}×` : "—");
     lines.push(`| ${t.name} | ${s.okRuns}/${s.totalRuns} | ${f2(s.wall)} | ${f2(s.cpu)} | ${mib(s.rssKiB)} | ${ratio(s.wall, b?.wall)} | ${ratio(s.cpu, b?.cpu)} |`);
   }
@@ -91,18 +98,19 @@ function targets(byName: Map<string, CaseResult>): Target[] {
   const deb = byName.get("debian");
   const s = (r: CaseResult | undefined, tool: string) => (r ? summarize(r.measurements[tool]) : null);
   const b = s(deb, "banger");
-  const cmp = (tool: string, text: string, test: (ratio: number) => boolean, show: (ratio: number) => string) => {
+  const cmp = (tool: string, text: string, test: (ratio: number) => boolean, show: (ratio: number) => string, invert = false) => {
     const o = s(deb, tool);
     if (!b || !o || !Number.isFinite(b.wall) || !Number.isFinite(o.wall)) {
       out.push({ text, ok: null, detail: !deb ? "Debian case not run" : !b || !Number.isFinite(b.wall) ? "banger did not complete" : `${tool} not measured` });
       return;
     }
     const ratio = o.wall / b.wall;
-    out.push({ text, ok: test(ratio), detail: `${show(ratio)} (CPU time: ${(o.cpu / b.cpu).toFixed(2)}×)` });
+    const cpu = invert ? b.cpu / o.cpu : o.cpu / b.cpu;
+    out.push({ text, ok: test(ratio), detail: `${show(ratio)} (CPU time: ${cpu.toFixed(2)}×)` });
   };
   cmp("go-pipeline", "Debian: ≥ 5× faster than the banger-style pipeline (tar + mkfs.ext4 -d + debugfs)", (x) => x >= 5, (x) => `pipeline takes ${x.toFixed(2)}× banger's wall time`);
   cmp("mkfs.ext4 -d", "Debian: faster than `mkfs.ext4 -d` alone", (x) => x > 1, (x) => `mkfs.ext4 -d takes ${x.toFixed(2)}× banger's wall time`);
-  cmp("cat (floor)", "Debian: within 1.5× of the plain copy", (x) => 1 / x <= 1.5, (x) => `banger takes ${(1 / x).toFixed(2)}× the copy's wall time`);
+  cmp("cat (floor)", "Debian: within 1.5× of the plain copy", (x) => 1 / x <= 1.5, (x) => `banger takes ${(1 / x).toFixed(2)}× the copy's wall time`, true);
   for (const [name, label] of [["debian", "Debian"], ["file-8g", "8 GiB file"]] as const) {
     const bb = s(byName.get(name), "banger");
     const text = `${label}: banger peak RSS ≤ 300 MB`;
@@ -172,7 +180,7 @@ export function renderResults(results: CaseResult[], machine: MachineInfo, ctx: 
   for (const r of results) {
     L.push(`## ${r.title}${r.mode === "quick" ? " — quick variant" : ""}`);
     L.push("");
-    L.push(`Case \`${r.name}\`, measured ${r.date.replace("T", " ").slice(0, 16)} UTC, ${r.runs} run(s)${r.sync ? "" : ", without fsync"}.`);
+    L.push(`Case \`${r.name}\`, measured ${r.date.replace("T", " ").slice(0, 16)} UTC at banger commit ${r.bangerCommit ?? "?"}, ${r.runs} run(s)${r.sync ? "" : ", without fsync"}.`);
     L.push(inputLine(r));
     L.push("");
     if (r.error) {

@@ -21,6 +21,7 @@ interface Options {
   out: string;
   onlyBanger: boolean;
   sync: boolean;
+  timeoutS: number | null;
 }
 
 const USAGE = `usage: bun bench/run.ts [--case NAME]... [--runs N] [--quick] [--out FILE] [--only-banger] [--no-sync]
@@ -30,10 +31,11 @@ cases: ${CASES.map((c) => c.name).join(", ")} (default: all)
   --out FILE      results markdown (default bench/RESULTS.md; bench/out/RESULTS-quick.md with --quick)
   --only-banger   skip the baselines (for iterating on the writer)
   --no-sync       do not fsync outputs at the end of each timed command
+  --timeout S     per-measurement time limit in seconds (default: per case, 300 to 2400)
 env: BANGER_FIXTURE_CACHE (inputs, default /var/tmp/banger-fixtures), BANGER_BENCH_WORK (scratch, default /var/tmp/banger-bench)`;
 
 function parseOptions(argv: string[]): Options {
-  const o: Options = { cases: [], runs: NaN, quick: false, out: "", onlyBanger: false, sync: true };
+  const o: Options = { cases: [], runs: NaN, quick: false, out: "", onlyBanger: false, sync: true, timeoutS: null };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const value = () => {
@@ -47,6 +49,7 @@ function parseOptions(argv: string[]): Options {
     else if (a === "--out") o.out = value();
     else if (a === "--only-banger") o.onlyBanger = true;
     else if (a === "--no-sync") o.sync = false;
+    else if (a === "--timeout") o.timeoutS = Number(value());
     else if (a === "--help" || a === "-h") {
       console.log(USAGE);
       process.exit(0);
@@ -75,6 +78,13 @@ function statsFor(tar: string): TarStats {
   const stats = scanTar(tar);
   writeFileSync(side, JSON.stringify({ mtimeMs: st.mtimeMs, stats }));
   return stats;
+}
+
+/** The commit banger was measured at (and whether src/ had uncommitted changes). */
+function bangerCommit(): string {
+  const head = Bun.spawnSync(["git", "rev-parse", "--short", "HEAD"], { cwd: REPO_ROOT }).stdout.toString().trim();
+  const dirty = Bun.spawnSync(["git", "status", "--porcelain", "--", "src"], { cwd: REPO_ROOT }).stdout.toString().trim();
+  return head ? `${head}${dirty ? " + uncommitted changes in src/" : ""}` : "unknown";
 }
 
 async function warmCache(tar: string): Promise<void> {
@@ -115,6 +125,7 @@ async function runCase(def: CaseDef, opt: Options): Promise<CaseResult> {
     fsck: null,
     zero: null,
     notes: [],
+    bangerCommit: bangerCommit(),
   };
   try {
     log(`${def.name}: preparing input (${v.describe})`);
@@ -155,7 +166,7 @@ async function runCase(def: CaseDef, opt: Options): Promise<CaseResult> {
           env: { ...env, OUT: out },
           cwd: REPO_ROOT,
           stdinFrom: tool.stdin && input.kind === "stream" ? input.gen : undefined,
-          timeoutS: v.timeoutS,
+          timeoutS: opt.timeoutS ?? v.timeoutS,
           workDir: work,
         });
         (result.measurements[tool.name] ??= []).push(m);
