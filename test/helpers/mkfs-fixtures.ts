@@ -3,7 +3,7 @@
 import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, symlinkSync, linkSync, writeFileSync, writeSync, chmodSync, lchownSync, ftruncateSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { toolPath } from "./env.ts";
+import { hasTool, toolPath } from "./env.ts";
 
 export function run(cmd: string[], opts: { okCodes?: number[] } = {}): string {
   const p = Bun.spawnSync(cmd, { stdout: "pipe", stderr: "pipe" });
@@ -74,6 +74,8 @@ export function populateFixture(root: string, opts: { sparseBlocks?: number; big
   run(["mknod", p("null"), "c", "1", "3"]);
   run(["mknod", p("bigdev"), "b", "259", "300000"]);
   run(["mknod", p("fifo"), "p"]);
+  // A unix socket node (Bun/Node unlink theirs on close); optional: python3 may be absent.
+  if (hasTool("python3")) run(["python3", "-c", "import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])", p("socket")]);
   writeFileSync(p("setuid"), "x");
   chmodSync(p("setuid"), 0o4755);
   writeFileSync(p("setgid"), "x");
