@@ -7,7 +7,8 @@ import { mkdirSync, rmSync, writeFileSync, symlinkSync, linkSync } from "node:fs
 import { join } from "node:path";
 import { testWith, toolPath } from "../helpers/env.ts";
 import { debugfsEaList, debugfsHtree, debugfsStat, dumpe2fs, e2fsckClean, runOk, scratchDir } from "../helpers/oracles.ts";
-import { compareSnapshots, kernelReference, loopsFor, mountImage, snapshotTree } from "../helpers/kernel-compare.ts";
+import { compareSnapshots, kernelReference, loopsFor, mountImage, snapshotTree, xattrOnlyAcls } from "../helpers/kernel-compare.ts";
+import { TarBuilder } from "../helpers/tarwriter.ts";
 import { CAP_NET_RAW_EP } from "../helpers/torture.ts";
 import { E2E_TOOLS } from "./lib.ts";
 
@@ -119,3 +120,18 @@ testWith({ tools: E2E_TOOLS, root: true }, "mountImage unmounts and detaches the
   ).rejects.toThrow("boom");
   expect(loopsFor(image)).toEqual([]);
 });
+
+testWith({ tools: E2E_TOOLS, root: true }, "kernelReference applies ACLs a tar carries only as SCHILY.xattr.system.posix_acl_* (GNU tar --acls skips them)", async () => {
+  // user::rwx group::r-x group:4:r-x mask::r-x other::r-x, VFS format (version 2).
+  const acl = Buffer.from("0200000001000700ffffffff04000500ffffffff080005000400000010000500ffffffff20000500ffffffff", "hex");
+  const t = new TarBuilder();
+  t.dir("journal", { mode: 0o2755, mtime: 1_600_000_000, pax: { "SCHILY.xattr.system.posix_acl_access": acl, "SCHILY.xattr.system.posix_acl_default": acl } });
+  t.file("plain", "x", { mtime: 1_600_000_000 });
+  const tar = join(work, "xattr-acl.tar");
+  writeFileSync(tar, t.end());
+  expect([...xattrOnlyAcls(tar).keys()]).toEqual(["journal"]);
+  const ref = await kernelReference(tar);
+  expect(ref.get("/journal")!.xattrs).toEqual({ "system.posix_acl_access": acl.toString("hex"), "system.posix_acl_default": acl.toString("hex") });
+  expect(ref.get("/journal")!.mtimeSec).toBe(1_600_000_000n);
+  expect(ref.get("/journal")!.mode).toBe(0o2755);
+}, 60_000);

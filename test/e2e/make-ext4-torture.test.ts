@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { testWith, toolPath } from "../helpers/env.ts";
 import { debugfsEaList, debugfsHtree, debugfsStat, dumpe2fs, e2fsckClean, runOk, scratchDir } from "../helpers/oracles.ts";
 import { compareSnapshots, kernelReference, mountImage, snapshotTree, type Snapshot } from "../helpers/kernel-compare.ts";
-import { buildTortureTar, CAP_NET_RAW_EP, SELINUX_LABEL, TORTURE } from "../helpers/torture.ts";
+import { buildTortureTar, CAP_NET_RAW_EP, patternBlock, SELINUX_LABEL, TORTURE } from "../helpers/torture.ts";
 import { E2E_TOOLS, expectImageMatches, lazy, makeExt4Ok } from "./lib.ts";
 
 const REQ = { tools: E2E_TOOLS, root: true };
@@ -52,7 +52,9 @@ testWith(REQ, "torture tar: default options — e2fsck clean, debugfs checks, ke
   const spilled = debugfsStat(image, "/" + TORTURE.spilled);
   expect(spilled.fileAcl).toBeGreaterThan(0); // 24 × ~90-byte values cannot fit in the inode
   expect(spilled.xattrs.size).toBe(24);
-  expect(debugfsEaList(image, "/xattrs/mixed").get("security.selinux")?.toString()).toBe(SELINUX_LABEL + "\0");
+  const mixed = debugfsEaList(image, "/xattrs/mixed");
+  expect(mixed.get("security.selinux")?.toString()).toBe(SELINUX_LABEL + "\0");
+  expect(mixed.get("user.big")?.equals(patternBlock(7, 1500))).toBe(true);
 
   const h5 = debugfsHtree(image, "/" + TORTURE.htree5000);
   expect(h5.entries.filter((e) => e.name !== "." && e.name !== "..").length).toBe(5000);

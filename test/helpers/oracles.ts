@@ -1,7 +1,7 @@
 // e2fsprogs as test oracles: e2fsck (check + preen-changes-nothing), debugfs (stat, ea_list,
 // htree_dump) and dumpe2fs (superblock header). Real tools from /usr/sbin, never mocks.
 // Every failure message carries the tool's full output so a red test explains itself.
-import { mkdtempSync, rmSync, openSync, readSync, closeSync, fstatSync } from "node:fs";
+import { mkdtempSync, rmSync, openSync, readSync, closeSync, fstatSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
 import { toolPath } from "./env.ts";
@@ -137,8 +137,12 @@ export function differingOffsets(a: string, b: string, opts: { ignoreVolatileSup
 export function e2fsckClean(image: string): void {
   const e2fsck = toolPath("e2fsck");
   const check = run([e2fsck, "-fn", image]);
-  if (check.exitCode !== 0) {
-    throw new Error(`e2fsck -fn ${image} exited ${check.exitCode}\n${check.stdout}${check.stderr}`);
+  // Exit 0 is not enough: some answered-"no" problems ("... IGNORED", "Fix? no") still exit 0.
+  const unexpected = `${check.stdout}\n${check.stderr}`
+    .split("\n")
+    .filter((l) => l.trim() !== "" && !/^Pass [1-5]: [A-Z]/.test(l) && !/^e2fsck \d/.test(l) && !/: \d+\/\d+ files \(.*\), \d+\/\d+ blocks$/.test(l));
+  if (check.exitCode !== 0 || unexpected.length > 0) {
+    throw new Error(`e2fsck -fn ${image} exited ${check.exitCode}${unexpected.length ? " with unexpected output" : ""}\n${check.stdout}${check.stderr}`);
   }
   const dir = mkdtempSync(join(dirname(image), ".e2fsck-preen-"));
   const copy = join(dir, "copy.img");
@@ -280,13 +284,24 @@ function parseEaLines(raw: string): Map<string, Buffer | null> {
   return xattrs;
 }
 
-/** debugfs `ea_list PATH`: name → value bytes. */
+/** debugfs `ea_get -f FILE PATH NAME`: the raw value (ea_list/stat skip long values). */
+export function debugfsEaGet(image: string, path: string, name: string): Buffer {
+  const dir = mkdtempSync(join(tmpdir(), "banger-ea-get-"));
+  try {
+    const file = join(dir, "value");
+    debugfs(image, `ea_get -f ${file} "${path}" ${name}`);
+    return readFileSync(file);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** debugfs `ea_list PATH`: name → value bytes (long values fetched with ea_get). */
 export function debugfsEaList(image: string, path: string): Map<string, Buffer> {
   const raw = debugfs(image, `ea_list "${path}"`);
   const out = new Map<string, Buffer>();
   for (const [k, v] of parseEaLines(raw)) {
-    if (v === null) throw new Error(`debugfs ea_list ${path}: no value printed for ${k}\n${raw}`);
-    out.set(k, v);
+    out.set(k, v ?? debugfsEaGet(image, path, k));
   }
   return out;
 }
