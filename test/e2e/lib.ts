@@ -69,6 +69,7 @@ export function snapshotImage(image: string): Promise<Snapshot> {
 export async function expectImageMatches(image: string, reference: Snapshot): Promise<void> {
   e2fsckClean(image);
   const ours = await snapshotImage(image);
+  expect(ours.get("/lost+found")).toMatchObject({ type: "dir", mode: 0o700, uid: 0, gid: 0 });
   const diffs = compareSnapshots(ours, reference, { ignore: ["lost+found"], max: 200 });
   expect(diffs).toEqual([]);
 }
