@@ -8,19 +8,18 @@
 //   u32 a_version = 1, then short entries {u16 e_tag, u16 e_perm} for USER_OBJ, GROUP_OBJ, MASK,
 //   OTHER and full entries {u16 e_tag, u16 e_perm, u32 e_id} for USER and GROUP.
 // All fields are little-endian.
+import {
+  ACL_GROUP,
+  ACL_GROUP_OBJ,
+  ACL_MASK,
+  ACL_OTHER,
+  ACL_UNDEFINED_ID,
+  ACL_USER,
+  ACL_USER_OBJ,
+  POSIX_ACL_XATTR_VERSION,
+} from "../tree/posix-acl.ts";
 
-export const POSIX_ACL_XATTR_VERSION = 2;
 export const EXT4_ACL_VERSION = 1;
-
-export const ACL_USER_OBJ = 0x01;
-export const ACL_USER = 0x02;
-export const ACL_GROUP_OBJ = 0x04;
-export const ACL_GROUP = 0x08;
-export const ACL_MASK = 0x10;
-export const ACL_OTHER = 0x20;
-
-/** e_id of VFS entries that have no qualifier (the kernel's ACL_UNDEFINED_ID, (u32)-1). */
-export const ACL_UNDEFINED_ID = 0xffffffff;
 
 const VFS_HEADER = 4;
 const VFS_ENTRY = 8;

@@ -22,7 +22,7 @@ import {
   S_IFSOCK,
   SUPERBLOCK_OFFSET,
 } from "./constants.ts";
-import { ext4AclToVfs } from "./read/acl.ts";
+import { ext4AclToVfs } from "./acl.ts";
 import { u32 } from "./read/bytes.ts";
 import { parseDirBlock, type DirEntry } from "./read/dir.ts";
 import { walkBlockMap, walkExtents, type Extent, type ExtentNode } from "./read/extents.ts";
@@ -341,7 +341,11 @@ export class Ext4Reader {
       let value = e.value;
       if (e.valueInum !== 0) value = this.readFile(e.valueInum).slice(0, e.valueSize);
       if (e.fullName === "system.posix_acl_access" || e.fullName === "system.posix_acl_default")
-        value = ext4AclToVfs(value, `${this.path}: inode ${ino} ${e.fullName}`);
+        try {
+          value = ext4AclToVfs(value);
+        } catch (err) {
+          throw new Error(`${this.path}: inode ${ino} ${e.fullName}: ${(err as Error).message}`);
+        }
       if (out.has(e.fullName)) throw new Error(`${this.path}: inode ${ino} has xattr ${e.fullName} twice`);
       out.set(e.fullName, value);
     }

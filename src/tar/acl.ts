@@ -16,14 +16,16 @@
 
 import { readFileSync } from "node:fs";
 
-export const ACL_USER_OBJ = 0x01;
-export const ACL_USER = 0x02;
-export const ACL_GROUP_OBJ = 0x04;
-export const ACL_GROUP = 0x08;
-export const ACL_MASK = 0x10;
-export const ACL_OTHER = 0x20;
-export const ACL_UNDEFINED_ID = 0xffffffff;
-export const POSIX_ACL_XATTR_VERSION = 2;
+import {
+  ACL_GROUP,
+  ACL_GROUP_OBJ,
+  ACL_MASK,
+  ACL_OTHER,
+  ACL_UNDEFINED_ID,
+  ACL_USER,
+  ACL_USER_OBJ,
+  POSIX_ACL_XATTR_VERSION,
+} from "../tree/posix-acl.ts";
 
 export interface AclEntry {
   tag: number;

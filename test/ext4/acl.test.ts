@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
+import { ext4AclToVfs, vfsAclToExt4 } from "../../src/ext4/acl.ts";
 import {
   ACL_GROUP,
   ACL_GROUP_OBJ,
@@ -8,9 +9,7 @@ import {
   ACL_UNDEFINED_ID,
   ACL_USER,
   ACL_USER_OBJ,
-  ext4AclToVfs,
-  vfsAclToExt4,
-} from "../../src/ext4/acl.ts";
+} from "../../src/tree/posix-acl.ts";
 
 const hex = (s: string) => new Uint8Array(Buffer.from(s, "hex"));
 const toHex = (b: Uint8Array) => Buffer.from(b).toString("hex");

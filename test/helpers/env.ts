@@ -28,7 +28,7 @@ export function missing(req: { tools?: string[]; root?: boolean }): string | nul
 export function testWith(
   req: { tools?: string[]; root?: boolean },
   name: string,
-  fn: () => unknown | Promise<unknown>,
+  fn: () => void | Promise<unknown>,
   timeoutMs?: number,
 ): void {
   const why = missing(req);
