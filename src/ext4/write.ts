@@ -1,5 +1,6 @@
 // Executes a layout plan into an image file. The phases, in order:
-//   1. file data, copied from each source in offset order (in the kernel where possible);
+//   1. file data, copied from each source in offset order (in the kernel, on a worker thread,
+//      where possible, overlapping phase 2);
 //   2. inodes in number order: directory and symlink blocks, extent tree blocks, the inode
 //      table records (one group's table at a time), then shared xattr blocks and the journal;
 //   3. bitmaps, then group descriptors (and their backups);
@@ -21,7 +22,8 @@ import type { DirChild } from "./dirents.ts";
 import { encodeSuperblock } from "./superblock.ts";
 import { sealXattrBlock } from "./xattrs.ts";
 import { crc32c } from "./crc32c.ts";
-import { copyRange } from "../io/copy-range.ts";
+import { copyInBackground } from "../io/background-copy.ts";
+import { kernelCopyAvailable } from "../io/copy-range.ts";
 
 export interface WriteImageOptions extends Ext4Options {
   out: string;
@@ -106,47 +108,38 @@ class SourceWindow {
 
 const CHUNK_BLOCKS = 256;
 
-function copyFileData(plan: Ext4Plan, sources: ByteSource[], sink: BlockSink, outFd: number): void {
+/**
+ * Phase 1: file data. Files whose source is a regular file are copied in the kernel on a worker
+ * thread (the returned promise settles when they are done, so phase 2 runs meanwhile); the rest
+ * (in-memory bytes, pipes) are written now through the sink.
+ */
+function startFileData(plan: Ext4Plan, sources: ByteSource[], sink: BlockSink, outFd: number): Promise<void> {
   const limits = new Map<number, number>();
   for (const p of plan.dataOrder) {
     const d = p.node.data;
-    if (d) limits.set(d.source, Math.max(limits.get(d.source) ?? 0, d.offset + p.node.size));
+    if (d && !p.node.bytes) limits.set(d.source, Math.max(limits.get(d.source) ?? 0, d.offset + p.node.size));
   }
   const windows = new Map<number, SourceWindow>();
+  const kernelJobs = new Map<number, number[]>();
   for (const [index, limit] of limits) {
     const source = sources[index];
     if (!source) throw new Error(`file data refers to source ${index}, but only ${sources.length} sources were given`);
-    windows.set(index, new SourceWindow(source, limit));
-  }
-  // Sources backed by a regular file are copied inside the kernel while that works.
-  const kernelCopy = new Map<number, number>();
-  for (const index of limits.keys()) {
-    const fd = sources[index]!.regularFileFd?.() ?? null;
-    if (fd !== null) kernelCopy.set(index, fd);
+    if (kernelCopyAvailable() && (source.regularFileFd?.() ?? null) !== null) kernelJobs.set(index, []);
+    else windows.set(index, new SourceWindow(source, limit));
   }
   for (const p of plan.dataOrder) {
     const node = p.node;
-    const data = node.data;
-    const srcFd = data && !node.bytes ? kernelCopy.get(data.source) : undefined;
-    if (srcFd !== undefined) {
-      let copied = true;
-      const ex = p.extents;
-      for (let i = 0; i < ex.length; i += 3) {
-        const fileOffset = ex[i]! * BS;
-        const length = Math.min(ex[i + 2]! * BS, node.size - fileOffset);
-        if (!copyRange(srcFd, data!.offset + fileOffset, outFd, ex[i + 1]! * BS, length)) {
-          copied = false;
-          break;
-        }
-      }
-      if (copied) continue;
-      kernelCopy.delete(data!.source);
-    }
     const ex = p.extents;
+    const jobs = node.data && !node.bytes ? kernelJobs.get(node.data.source) : undefined;
     for (let i = 0; i < ex.length; i += 3) {
       const logical = ex[i]!;
       const physical = ex[i + 1]!;
       const extentLength = ex[i + 2]!;
+      if (jobs) {
+        const fileOffset = logical * BS;
+        jobs.push(node.data!.offset + fileOffset, physical * BS, Math.min(extentLength * BS, node.size - fileOffset));
+        continue;
+      }
       for (let b = 0; b < extentLength; b += CHUNK_BLOCKS) {
         const blocks = Math.min(CHUNK_BLOCKS, extentLength - b);
         const fileOffset = (logical + b) * BS;
@@ -159,6 +152,25 @@ function copyFileData(plan: Ext4Plan, sources: ByteSource[], sink: BlockSink, ou
     }
   }
   sink.flush();
+  const pending = [...kernelJobs].map(async ([index, list]) => {
+    const source = sources[index]!;
+    const jobs = Float64Array.from(list);
+    const done = await copyInBackground(source.regularFileFd!()!, outFd, jobs).finished;
+    copyThroughMemory(source, outFd, jobs, done * 3);
+  });
+  return Promise.all(pending).then(() => undefined);
+}
+
+/** Copies jobs [srcOffset, dstOffset, length, ...] from index `from` on with reads and writes (the fallback). */
+function copyThroughMemory(source: ByteSource, outFd: number, jobs: Float64Array, from: number): void {
+  const buf = new Uint8Array(OUT_BUFFER);
+  for (let i = from; i < jobs.length; i += 3) {
+    for (let done = 0; done < jobs[i + 2]!; done += buf.length) {
+      const n = Math.min(buf.length, jobs[i + 2]! - done);
+      source.readInto(buf.subarray(0, n), jobs[i]! + done);
+      writeAll(outFd, buf.subarray(0, n), jobs[i + 1]! + done);
+    }
+  }
 }
 
 function writeByExtents(sink: BlockSink, extents: ExtentList, content: Uint8Array): void {
@@ -388,6 +400,7 @@ export async function writeExt4Image(root: FsNode, sources: ByteSource[], option
   const g = plan.geometry;
   const tmp = tempPathFor(options.out);
   let fd: number;
+  let fileData: Promise<void> | null = null;
   try {
     fd = openSync(tmp, "wx", 0o644);
   } catch (err) {
@@ -406,11 +419,12 @@ export async function writeExt4Image(root: FsNode, sources: ByteSource[], option
     let t0 = performance.now();
     ftruncateSync(fd, g.blocksCount * BS);
     const sink = new BlockSink(fd);
-    copyFileData(plan, sources, sink, fd);
-    timing?.("file data", t0);
-    t0 = performance.now();
+    fileData = startFileData(plan, sources, sink, fd);
     const usage = writeInodes(plan, sink, fd);
-    timing?.("inodes: content, extent trees, tables", t0);
+    timing?.("inodes: content, extent trees, tables (file data copying meanwhile)", t0);
+    t0 = performance.now();
+    await fileData;
+    timing?.("rest of the file data", t0);
     t0 = performance.now();
 
     const reservedRanges = plan.allocator.reserved;
@@ -449,6 +463,8 @@ export async function writeExt4Image(root: FsNode, sources: ByteSource[], option
       uuid: Buffer.from(plan.uuid).toString("hex").replace(/^(.{8})(.{4})(.{4})(.{4})/, "$1-$2-$3-$4-"),
     };
   } catch (err) {
+    // The worker may still be copying into the file: let it finish before closing and removing it.
+    await fileData?.catch(() => undefined);
     try {
       closeSync(fd);
     } catch {
