@@ -47,6 +47,45 @@ function writeFully(fd: number, buf: Uint8Array, start: number, end: number, pos
 }
 
 /**
+ * Reads a pipe or socket `fd` to its end with blocking reads straight into one large buffer
+ * (no stream chunks to await or copy), parsing it and spooling it like spoolAndParse.
+ * Returns the stream length.
+ */
+export function spoolAndParseFd(fd: number, parser: TarParser, spoolFd: number, chunkSize = CHUNK_SIZE): number {
+  const buf = Buffer.allocUnsafe(chunkSize);
+  let base = 0;
+  let kept = 0;
+  for (;;) {
+    let fill = 0;
+    while (fill < chunkSize) {
+      let n: number;
+      try {
+        n = readSync(fd, buf, fill, chunkSize - fill, null);
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code === "EAGAIN") {
+          Bun.sleepSync(1); // a non-blocking pipe with nothing to read yet
+          continue;
+        }
+        throw new TarError(null, `reading standard input failed at byte ${base + fill}: ${(e as Error).message}`);
+      }
+      if (n === 0) break;
+      fill += n;
+    }
+    if (fill > 0 && !parser.ended) {
+      parser.push(buf.subarray(0, fill));
+      writeSkippingZeros(spoolFd, buf, fill, base);
+      kept = base + fill;
+    }
+    base += fill;
+    if (fill < chunkSize) break;
+  }
+  ftruncateSync(spoolFd, kept);
+  parser.end();
+  return base;
+}
+
+/**
  * Reads `stream` to its end, parsing it and writing it to `spoolFd` at the same offsets with
  * all-zero blocks left as holes; the spool's length is set to the stream's. After the end
  * marker the rest of the stream is drained (so the writer never sees a broken pipe) but not kept.

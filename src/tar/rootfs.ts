@@ -6,7 +6,7 @@ import { basename, dirname, join, resolve } from "node:path";
 import { isatty } from "node:tty";
 import type { ByteSource, FsNode } from "../tree/types.ts";
 import { TarError } from "./errors.ts";
-import { parseTarFd, spoolAndParse } from "./input.ts";
+import { parseTarFd, spoolAndParse, spoolAndParseFd } from "./input.ts";
 import { TarParser } from "./reader.ts";
 import { FdByteSource } from "./source.ts";
 import { RootfsBuilder } from "./tree.ts";
@@ -94,7 +94,9 @@ export async function loadRootfsTar(input: string, opts: LoadOptions): Promise<L
   }
   const source = new FdByteSource(spoolFd, `spool of standard input (${spoolPath}, unlinked)`);
   try {
-    await spoolAndParse(Bun.stdin.stream(), parser, spoolFd);
+    const stdin = fstatSync(0);
+    if (stdin.isFIFO() || stdin.isSocket()) spoolAndParseFd(0, parser, spoolFd);
+    else await spoolAndParse(Bun.stdin.stream(), parser, spoolFd);
   } catch (e) {
     source.close();
     throw e;
