@@ -49,7 +49,7 @@ export function extentTreeBlockCount(count: number): number {
   return total;
 }
 
-function writeHeader(view: DataView, off: number, entries: number, max: number, depth: number): void {
+function writeHeaderAt(view: DataView, off: number, entries: number, max: number, depth: number): void {
   view.setUint16(off, EXTENT_MAGIC, true);
   view.setUint16(off + 2, entries, true);
   view.setUint16(off + 4, max, true);
@@ -85,9 +85,21 @@ export interface ExtentTree {
  * `treeStart`, `treeStart + 1`, ... (leaves first, then each index level). Each tree block
  * gets its checksum tail when `inodeCsumSeed` is given (metadata_csum).
  */
+const NO_BLOCKS = new Uint8Array(0);
+const rootViews = new WeakMap<ArrayBufferLike, DataView>();
+
 export function buildExtentTree(extents: ExtentList, treeStart: number, inodeCsumSeed: number | null, iBlock: Uint8Array = new Uint8Array(60)): ExtentTree {
-  const rootView = new DataView(iBlock.buffer, iBlock.byteOffset, 60);
+  let bufferView = rootViews.get(iBlock.buffer);
+  if (!bufferView) rootViews.set(iBlock.buffer, (bufferView = new DataView(iBlock.buffer)));
   const count = extentCount(extents);
+  if (count <= ROOT_MAX) {
+    // The common case (every small file): the whole tree is the root in i_block; allocate nothing.
+    const o = iBlock.byteOffset;
+    writeHeaderAt(bufferView, o, count, ROOT_MAX, 0);
+    for (let j = 0; j < count; j++) writeLeafEntry(bufferView, o + HEADER + j * ENTRY, extents, j);
+    return { iBlock, blocks: NO_BLOCKS, depth: 0 };
+  }
+  const rootView = new DataView(iBlock.buffer, iBlock.byteOffset, 60);
   const blockCount = extentTreeBlockCount(count);
   const blocks = new Uint8Array(blockCount * BLOCK_SIZE);
   const view = new DataView(blocks.buffer);
@@ -100,7 +112,7 @@ export function buildExtentTree(extents: ExtentList, treeStart: number, inodeCsu
     for (let i = 0; i < count; i += BLOCK_MAX) {
       const entries = Math.min(BLOCK_MAX, count - i);
       const base = nextBlock * BLOCK_SIZE;
-      writeHeader(view, base, entries, BLOCK_MAX, 0);
+      writeHeaderAt(view, base, entries, BLOCK_MAX, 0);
       for (let j = 0; j < entries; j++) writeLeafEntry(view, base + HEADER + j * ENTRY, extents, i + j);
       level.push({ logical: extents[i * 3]!, block: treeStart + nextBlock });
       nextBlock++;
@@ -111,7 +123,7 @@ export function buildExtentTree(extents: ExtentList, treeStart: number, inodeCsu
       for (let i = 0; i < level.length; i += BLOCK_MAX) {
         const chunk = level.slice(i, i + BLOCK_MAX);
         const base = nextBlock * BLOCK_SIZE;
-        writeHeader(view, base, chunk.length, BLOCK_MAX, depth);
+        writeHeaderAt(view, base, chunk.length, BLOCK_MAX, depth);
         chunk.forEach((n, j) => writeIndexEntry(view, base + HEADER + j * ENTRY, n.logical, n.block));
         upper.push({ logical: chunk[0]!.logical, block: treeStart + nextBlock });
         nextBlock++;
@@ -119,10 +131,10 @@ export function buildExtentTree(extents: ExtentList, treeStart: number, inodeCsu
       level = upper;
       depth++;
     }
-    writeHeader(rootView, 0, level.length, ROOT_MAX, depth);
+    writeHeaderAt(rootView, 0, level.length, ROOT_MAX, depth);
     level.forEach((n, j) => writeIndexEntry(rootView, HEADER + j * ENTRY, n.logical, n.block));
   } else {
-    writeHeader(rootView, 0, count, ROOT_MAX, 0);
+    writeHeaderAt(rootView, 0, count, ROOT_MAX, 0);
     for (let j = 0; j < count; j++) writeLeafEntry(rootView, HEADER + j * ENTRY, extents, j);
   }
   if (inodeCsumSeed !== null) {
