@@ -257,14 +257,24 @@ async function roundTrip(tree: FsNode, e2fsck: boolean, metadataCsum = true): Pr
     } finally {
       r.close();
     }
-    if (e2fsck) run([toolPath("e2fsck"), "-fn", out]);
+    if (e2fsck) {
+      run([toolPath("e2fsck"), "-fn", out]);
+      // Same input, same options: a second build is byte-identical.
+      const again = `${out}.again`;
+      try {
+        await writeExt4Image(tree, [], { out: again, metadataCsum });
+        run(["cmp", out, again]);
+      } finally {
+        rmSync(again, { force: true });
+      }
+    }
   } finally {
     rmSync(out, { force: true });
   }
 }
 
 describe("writeExt4Image → Ext4Reader round trip", () => {
-  testWith({ tools: ["e2fsck"] }, "arbitrary trees read back unchanged; checksums verify; every 10th passes e2fsck -fn", async () => {
+  testWith({ tools: ["e2fsck"] }, "arbitrary trees read back unchanged; checksums verify; every 10th passes e2fsck -fn and rebuilds byte-identically", async () => {
     let i = 0;
     await fc.assert(
       fc.asyncProperty(treeArb, fc.boolean(), async (tree, csumOff) => {
