@@ -22,6 +22,8 @@ export interface CaseResult {
   bangerIdleRssKiB?: number;
   notes: string[];
   bangerCommit?: string;
+  /** Date of the run the baselines come from, when carried over by --only-banger. */
+  baselinesFrom?: string;
   error?: string;
 }
 

@@ -194,6 +194,30 @@ async function runCase(def: CaseDef, opt: Options): Promise<CaseResult> {
   return result;
 }
 
+/**
+ * --only-banger keeps the baselines of the previous result of the same case when its input was
+ * the same (baselines do not change with banger's code), and says so in the notes.
+ */
+function carryBaselines(r: CaseResult, prev: CaseResult): void {
+  const same = JSON.stringify(prev.input) === JSON.stringify(r.input) && prev.imageSize === r.imageSize && prev.sync === r.sync;
+  if (!same) {
+    r.notes.push("baselines not measured (--only-banger) and the previous result had a different input");
+    return;
+  }
+  const carried: string[] = [];
+  for (const t of prev.tools) {
+    if (t.name === "banger" || !prev.measurements[t.name]) continue;
+    r.tools.push(t);
+    r.measurements[t.name] = prev.measurements[t.name]!;
+    carried.push(t.name);
+  }
+  r.skipped = r.skipped.filter((s) => !carried.includes(s.tool));
+  if (carried.length) {
+    r.baselinesFrom = prev.baselinesFrom ?? prev.date;
+    r.notes.push(`baselines (${carried.join(", ")}) carried over from the run of ${r.baselinesFrom.replace("T", " ").slice(0, 16)} UTC on the same input; banger re-measured alone (--only-banger)`);
+  }
+}
+
 async function main(): Promise<number> {
   const opt = parseOptions(process.argv.slice(2));
   requireGnuTime();
@@ -202,8 +226,10 @@ async function main(): Promise<number> {
   mkdirSync(resultsDir, { recursive: true });
   const selected = opt.cases.length ? CASES.filter((c) => opt.cases.includes(c.name)) : CASES;
   for (const def of selected) {
+    const file = join(resultsDir, `${def.name}.json`);
     const r = await runCase(def, opt);
-    writeFileSync(join(resultsDir, `${def.name}.json`), JSON.stringify(r, null, 2));
+    if (opt.onlyBanger && existsSync(file)) carryBaselines(r, JSON.parse(readFileSync(file, "utf8")) as CaseResult);
+    writeFileSync(file, JSON.stringify(r, null, 2));
   }
   // RESULTS.md holds the latest result of every case measured so far in this mode.
   const all: CaseResult[] = [];
