@@ -2,7 +2,6 @@
 // geometry, every inode's number, every file's blocks and extents, directory contents, xattr
 // placement and the journal — before a single byte is written. Pure apart from reading
 // in-memory file bytes.
-import { createHash } from "node:crypto";
 import { displayName, nameToBytes, type FsNode } from "../tree/index.ts";
 import { BlockAllocator, OutOfSpaceError } from "./allocator.ts";
 import * as C from "./constants.ts";
@@ -176,7 +175,7 @@ function parseUuid(text: string): Uint8Array {
 }
 
 function derive(identity: Uint8Array, purpose: string): Uint8Array {
-  const h = createHash("sha256").update(purpose).update(identity).digest();
+  const h = new Bun.CryptoHasher("sha256").update(purpose).update(identity).digest();
   const out = Uint8Array.from(h.subarray(0, 16));
   out[6] = (out[6]! & 0x0f) | 0x40; // version 4 layout
   out[8] = (out[8]! & 0x3f) | 0x80; // RFC 4122 variant
@@ -394,7 +393,7 @@ function chooseGeometry(requested: number | undefined, dynamicBlocks: number, in
 
 /** A digest of the tree's metadata, for when the caller has no identity of the input. */
 function treeIdentity(n: Numbering): Uint8Array {
-  const h = createHash("sha256");
+  const h = new Bun.CryptoHasher("sha256");
   for (const p of n.inodes) {
     const node = p.node;
     h.update(`${rawPathOf(p)}\0${node.kind}\0${node.mode}\0${node.uid}\0${node.gid}\0${node.size}\0${node.mtime.sec}\0${node.mtime.nsec}\0${node.target ?? ""}\n`);

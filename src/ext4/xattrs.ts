@@ -23,7 +23,6 @@
 //     both; identical to the old signed hash for ASCII names).
 
 import { bytesToName, nameToBytes } from "../tree/names.ts";
-import { createHash } from "node:crypto";
 import { crc32c, crc32cU32 } from "./crc32c.ts";
 import { XATTR_MAGIC } from "./constants.ts";
 import { vfsAclToExt4 } from "./acl.ts";
@@ -313,7 +312,7 @@ export function planXattrs(xattrs: ReadonlyMap<string, Uint8Array>, inodeSpace: 
     dv.setUint32(H_BLOCKS, 1, true);
     const hashes = writeEntries(block, blockEntries, XATTR_BLOCK_HEADER_SIZE, 0, true);
     dv.setUint32(H_HASH, xattrBlockHash(hashes), true);
-    blockKey = "xattr-sha256:" + createHash("sha256").update(block).digest("hex");
+    blockKey = "xattr-sha256:" + new Bun.CryptoHasher("sha256").update(block).digest("hex");
   }
   return { inInode, block, blockKey };
 }

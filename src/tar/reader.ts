@@ -4,7 +4,6 @@
 // It also hashes every header record (header blocks and extension payloads, not file data)
 // into the stream's identity.
 
-import { createHash, type Hash } from "node:crypto";
 import type { Timestamp } from "../tree/types.ts";
 import { bytesToName } from "../tree/names.ts";
 import { TarError } from "./errors.ts";
@@ -72,7 +71,7 @@ export class TarParser {
   private readonly onEntry: (entry: TarEntry) => void;
   private readonly detectZeros: boolean;
   private readonly maxExtensionSize: number;
-  private readonly hash: Hash = createHash("sha256");
+  private readonly hash = new Bun.CryptoHasher("sha256");
 
   private state: State = "header";
   /** Stream offset of the next byte pushed. */
