@@ -2,7 +2,7 @@
 // geometry, every inode's number, every file's blocks and extents, directory contents, xattr
 // placement and the journal — before a single byte is written. Pure apart from reading
 // in-memory file bytes.
-import { displayName, nameToBytes, type FsNode } from "../tree/index.ts";
+import { displayName, type FsNode } from "../tree/index.ts";
 import { BlockAllocator, OutOfSpaceError } from "./allocator.ts";
 import * as C from "./constants.ts";
 import { directoryBlockCount } from "./htree.ts";

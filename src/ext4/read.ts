@@ -28,7 +28,7 @@ import { parseDirBlock, type DirEntry } from "./read/dir.ts";
 import { walkBlockMap, walkExtents, type Extent, type ExtentNode } from "./read/extents.ts";
 import { groupHasSuperblock, parseGroupDesc, type GroupDesc } from "./read/group.ts";
 import { parseInode, type Inode } from "./read/inode.ts";
-import { INCOMPAT_INLINE_DATA, INCOMPAT_META_BG, parseSuperblock, SUPERBLOCK_SIZE, type Superblock } from "./read/superblock.ts";
+import { INCOMPAT_META_BG, parseSuperblock, SUPERBLOCK_SIZE, type Superblock } from "./read/superblock.ts";
 import { parseInodeXattrs, parseXattrBlock, type XattrEntry } from "./read/xattr.ts";
 
 export type { Superblock } from "./read/superblock.ts";
