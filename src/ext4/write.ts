@@ -1,13 +1,13 @@
 // Executes a layout plan into an image file. The phases, in order:
-//   1. file data, copied from each source in offset order (in the kernel, on a worker thread,
-//      where possible, overlapping phase 2);
+//   1. file data, copied from each source in offset order (on a worker thread, overlapping
+//      phase 2, in the kernel for large extents);
 //   2. inodes in number order: directory and symlink blocks, extent tree blocks, the inode
 //      table records (one group's table at a time), then shared xattr blocks and the journal;
 //   3. bitmaps, then group descriptors (and their backups);
 //   4. the superblock (and its backups) last, since it sums up everything before it.
 // The image is built under a temporary name beside `out` and renamed into place only when
 // complete; on any failure the temporary file is removed.
-import { closeSync, ftruncateSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
+import { closeSync, ftruncateSync, openSync, renameSync, rmSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { displayName, nameToBytes, type ByteSource, type FsNode } from "../tree/index.ts";
 import * as C from "./constants.ts";
@@ -23,7 +23,7 @@ import { encodeSuperblock } from "./superblock.ts";
 import { sealXattrBlock } from "./xattrs.ts";
 import { crc32c } from "./crc32c.ts";
 import { copyInBackground } from "../io/background-copy.ts";
-import { kernelCopyAvailable } from "../io/copy-range.ts";
+import { BlockSink, SourceWindow, writeAll } from "../io/block-io.ts";
 
 export interface WriteImageOptions extends Ext4Options {
   out: string;
@@ -37,81 +37,12 @@ export interface WriteStats {
 }
 
 const BS = C.BLOCK_SIZE;
-const OUT_BUFFER = 8 << 20;
-const SOURCE_WINDOW = 8 << 20;
-
-/** Coalesces writes to consecutive blocks into large positional writes. */
-class BlockSink {
-  private buf = new Uint8Array(OUT_BUFFER);
-  private startBlock = -1;
-  private used = 0; // bytes, always whole blocks
-  constructor(private fd: number) {}
-
-  /** Writes `data` at `block`, zero-padding its last block. */
-  put(block: number, data: Uint8Array): void {
-    const padded = Math.ceil(data.length / BS) * BS;
-    if (this.startBlock < 0 || block !== this.startBlock + this.used / BS || this.used + padded > this.buf.length) {
-      this.flush();
-      if (padded > this.buf.length) {
-        writeAll(this.fd, data, block * BS);
-        return;
-      }
-      this.startBlock = block;
-    }
-    this.buf.set(data, this.used);
-    if (padded > data.length) this.buf.fill(0, this.used + data.length, this.used + padded);
-    this.used += padded;
-  }
-
-  flush(): void {
-    if (this.used > 0) writeAll(this.fd, this.buf.subarray(0, this.used), this.startBlock * BS);
-    this.startBlock = -1;
-    this.used = 0;
-  }
-}
-
-function writeAll(fd: number, data: Uint8Array, position: number): void {
-  let done = 0;
-  while (done < data.length) {
-    const n = writeSync(fd, data, done, data.length - done, position + done);
-    if (n <= 0) throw new Error(`short write at byte ${position + done}`);
-    done += n;
-  }
-}
-
-/** A sliding read window over one source, for reads at ascending offsets. */
-class SourceWindow {
-  private buf = new Uint8Array(SOURCE_WINDOW);
-  private start = 0;
-  private end = 0;
-  constructor(
-    private source: ByteSource,
-    private limit: number,
-  ) {}
-
-  view(offset: number, length: number): Uint8Array {
-    if (offset >= this.start && offset + length <= this.end) {
-      return this.buf.subarray(offset - this.start, offset - this.start + length);
-    }
-    if (length > this.buf.length) {
-      const direct = new Uint8Array(length);
-      this.source.readInto(direct, offset);
-      return direct;
-    }
-    const n = Math.min(this.buf.length, this.limit - offset);
-    this.source.readInto(this.buf.subarray(0, n), offset);
-    this.start = offset;
-    this.end = offset + n;
-    return this.buf.subarray(0, length);
-  }
-}
-
 const CHUNK_BLOCKS = 256;
 
 /**
- * Phase 1: file data. Files whose source is a regular file are copied in the kernel on a worker
- * thread (the returned promise settles when they are done, so phase 2 runs meanwhile); the rest
- * (in-memory bytes, pipes) are written now through the sink.
+ * Phase 1: file data. Files whose source is a regular file are copied on a worker thread (the
+ * returned promise settles when they are done, so phase 2 runs meanwhile); the rest (in-memory
+ * bytes, sources without a file) are written now through the sink.
  */
 function startFileData(plan: Ext4Plan, sources: ByteSource[], sink: BlockSink, outFd: number): Promise<void> {
   const limits = new Map<number, number>();
@@ -120,17 +51,17 @@ function startFileData(plan: Ext4Plan, sources: ByteSource[], sink: BlockSink, o
     if (d && !p.node.bytes) limits.set(d.source, Math.max(limits.get(d.source) ?? 0, d.offset + p.node.size));
   }
   const windows = new Map<number, SourceWindow>();
-  const kernelJobs = new Map<number, number[]>();
+  const workerJobs = new Map<number, number[]>();
   for (const [index, limit] of limits) {
     const source = sources[index];
     if (!source) throw new Error(`file data refers to source ${index}, but only ${sources.length} sources were given`);
-    if (kernelCopyAvailable() && (source.regularFileFd?.() ?? null) !== null) kernelJobs.set(index, []);
+    if ((source.regularFileFd?.() ?? null) !== null) workerJobs.set(index, []);
     else windows.set(index, new SourceWindow(source, limit));
   }
   for (const p of plan.dataOrder) {
     const node = p.node;
     const ex = p.extents;
-    const jobs = node.data && !node.bytes ? kernelJobs.get(node.data.source) : undefined;
+    const jobs = node.data && !node.bytes ? workerJobs.get(node.data.source) : undefined;
     for (let i = 0; i < ex.length; i += 3) {
       const logical = ex[i]!;
       const physical = ex[i + 1]!;
@@ -152,25 +83,10 @@ function startFileData(plan: Ext4Plan, sources: ByteSource[], sink: BlockSink, o
     }
   }
   sink.flush();
-  const pending = [...kernelJobs].map(async ([index, list]) => {
-    const source = sources[index]!;
-    const jobs = Float64Array.from(list);
-    const done = await copyInBackground(source.regularFileFd!()!, outFd, jobs).finished;
-    copyThroughMemory(source, outFd, jobs, done * 3);
-  });
+  const pending = [...workerJobs].map(([index, jobs]) =>
+    copyInBackground({ srcFd: sources[index]!.regularFileFd!()!, dstFd: outFd, blockSize: BS, limit: limits.get(index)!, jobs: Float64Array.from(jobs) }),
+  );
   return Promise.all(pending).then(() => undefined);
-}
-
-/** Copies jobs [srcOffset, dstOffset, length, ...] from index `from` on with reads and writes (the fallback). */
-function copyThroughMemory(source: ByteSource, outFd: number, jobs: Float64Array, from: number): void {
-  const buf = new Uint8Array(OUT_BUFFER);
-  for (let i = from; i < jobs.length; i += 3) {
-    for (let done = 0; done < jobs[i + 2]!; done += buf.length) {
-      const n = Math.min(buf.length, jobs[i + 2]! - done);
-      source.readInto(buf.subarray(0, n), jobs[i]! + done);
-      writeAll(outFd, buf.subarray(0, n), jobs[i + 1]! + done);
-    }
-  }
 }
 
 function writeByExtents(sink: BlockSink, extents: ExtentList, content: Uint8Array): void {
@@ -418,7 +334,7 @@ export async function writeExt4Image(root: FsNode, sources: ByteSource[], option
       : null;
     let t0 = performance.now();
     ftruncateSync(fd, g.blocksCount * BS);
-    const sink = new BlockSink(fd);
+    const sink = new BlockSink(fd, BS);
     fileData = startFileData(plan, sources, sink, fd);
     const usage = writeInodes(plan, sink, fd);
     timing?.("inodes: content, extent trees, tables (file data copying meanwhile)", t0);

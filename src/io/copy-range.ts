@@ -30,11 +30,6 @@ function load(): CopyFn | null {
 
 const copyFileRange = load();
 
-/** Whether this process can try in-kernel copies at all. */
-export function kernelCopyAvailable(): boolean {
-  return copyFileRange !== null;
-}
-
 /**
  * Copies `length` bytes from `fdIn` at `offIn` to `fdOut` at `offOut` in the kernel.
  * Returns false (having copied nothing reliable) when in-kernel copying is not possible here,
