@@ -74,3 +74,15 @@ test("a different --uuid gives a different image (and the same --uuid the same o
   };
   expect(uuidBytes(x)).toBe("11111111222243338444555555555555");
 }, 60_000);
+
+test("the read/write fallback (copy_file_range refused) writes the same image as the in-kernel copy", async () => {
+  const tar = join(work, "varied3.tar");
+  writeFileSync(tar, variedTar());
+  const kernel = join(work, "kernel-copy.img");
+  const fallback = join(work, "fallback-copy.img");
+  await makeExt4Ok(["--rootfs-tar", tar, "--out", kernel, "--size", "256M"]);
+  await makeExt4Ok(["--rootfs-tar", tar, "--out", fallback, "--size", "256M"], {
+    env: { ...process.env, BANGER_NO_COPY_FILE_RANGE: "1" } as Record<string, string>,
+  });
+  expect(differingOffsets(kernel, fallback)).toEqual([]);
+}, 60_000);
