@@ -1,6 +1,6 @@
 // Executes a layout plan into an image file. The phases, in order:
-//   1. file data, copied from each source in offset order (on a worker thread, overlapping
-//      phase 2, in the kernel for large extents);
+//   1. file data, copied from each source in offset order: small extents in the kernel on a
+//      worker thread overlapping phase 2, large extents in the kernel after it;
 //   2. inodes in number order: directory and symlink blocks, extent tree blocks, the inode
 //      table records (one group's table at a time), then shared xattr blocks and the journal;
 //   3. bitmaps, then group descriptors (and their backups);
@@ -23,6 +23,7 @@ import { encodeSuperblock } from "./superblock.ts";
 import { sealXattrBlock } from "./xattrs.ts";
 import { crc32c } from "./crc32c.ts";
 import { copyInBackground } from "../io/background-copy.ts";
+import { copyRange } from "../io/copy-range.ts";
 import { BlockSink, SourceWindow, writeAll } from "../io/block-io.ts";
 
 export interface WriteImageOptions extends Ext4Options {
@@ -39,36 +40,55 @@ export interface WriteStats {
 const BS = C.BLOCK_SIZE;
 const CHUNK_BLOCKS = 256;
 
+/** Extents at least this long are copied on the main thread after phase 2 (see startFileData). */
+const LARGE_EXTENT_BYTES = 4 << 20;
+
+interface FileDataCopy {
+  /** The worker's copies of small extents; settles when done. */
+  workers: Promise<void>;
+  /** Copies the large extents on this thread, then waits for the workers. */
+  finish(): Promise<void>;
+}
+
 /**
- * Phase 1: file data. Files whose source is a regular file are copied on a worker thread (the
- * returned promise settles when they are done, so phase 2 runs meanwhile); the rest (in-memory
- * bytes, sources without a file) are written now through the sink.
+ * Phase 1: file data. For sources that are regular files, small extents (many files: the
+ * Debian case) are copied in the kernel on a worker thread while phase 2 runs; large extents
+ * are copied on this thread once phase 2 is done, because bulk copies measured a third slower
+ * from a Bun worker (8 GiB: 22 s vs 16 s). The rest (in-memory bytes, sources without a file)
+ * is written now through the sink.
  */
-function startFileData(plan: Ext4Plan, sources: ByteSource[], sink: BlockSink, outFd: number): Promise<void> {
+function startFileData(plan: Ext4Plan, sources: ByteSource[], sink: BlockSink, outFd: number): FileDataCopy {
   const limits = new Map<number, number>();
   for (const p of plan.dataOrder) {
     const d = p.node.data;
     if (d && !p.node.bytes) limits.set(d.source, Math.max(limits.get(d.source) ?? 0, d.offset + p.node.size));
   }
   const windows = new Map<number, SourceWindow>();
-  const workerJobs = new Map<number, number[]>();
+  const smallJobs = new Map<number, number[]>();
+  const largeJobs = new Map<number, number[]>();
   for (const [index, limit] of limits) {
     const source = sources[index];
     if (!source) throw new Error(`file data refers to source ${index}, but only ${sources.length} sources were given`);
-    if ((source.regularFileFd?.() ?? null) !== null) workerJobs.set(index, []);
-    else windows.set(index, new SourceWindow(source, limit));
+    if ((source.regularFileFd?.() ?? null) !== null) {
+      smallJobs.set(index, []);
+      largeJobs.set(index, []);
+    } else {
+      windows.set(index, new SourceWindow(source, limit));
+    }
   }
   for (const p of plan.dataOrder) {
     const node = p.node;
     const ex = p.extents;
-    const jobs = node.data && !node.bytes ? workerJobs.get(node.data.source) : undefined;
+    const fromFile = node.data && !node.bytes && smallJobs.has(node.data.source);
     for (let i = 0; i < ex.length; i += 3) {
       const logical = ex[i]!;
       const physical = ex[i + 1]!;
       const extentLength = ex[i + 2]!;
-      if (jobs) {
+      if (fromFile) {
         const fileOffset = logical * BS;
-        jobs.push(node.data!.offset + fileOffset, physical * BS, Math.min(extentLength * BS, node.size - fileOffset));
+        const length = Math.min(extentLength * BS, node.size - fileOffset);
+        const jobs = (length >= LARGE_EXTENT_BYTES ? largeJobs : smallJobs).get(node.data!.source)!;
+        jobs.push(node.data!.offset + fileOffset, physical * BS, length);
         continue;
       }
       for (let b = 0; b < extentLength; b += CHUNK_BLOCKS) {
@@ -83,10 +103,34 @@ function startFileData(plan: Ext4Plan, sources: ByteSource[], sink: BlockSink, o
     }
   }
   sink.flush();
-  const pending = [...workerJobs].map(([index, jobs]) =>
-    copyInBackground({ srcFd: sources[index]!.regularFileFd!()!, dstFd: outFd, blockSize: BS, limit: limits.get(index)!, jobs: Float64Array.from(jobs) }),
-  );
-  return Promise.all(pending).then(() => undefined);
+  const workers = Promise.all(
+    [...smallJobs].map(([index, jobs]) =>
+      copyInBackground({ srcFd: sources[index]!.regularFileFd!()!, dstFd: outFd, blockSize: BS, limit: limits.get(index)!, jobs: Float64Array.from(jobs) }),
+    ),
+  ).then(() => undefined);
+  return {
+    workers,
+    async finish() {
+      for (const [index, jobs] of largeJobs) copyLargeExtents(sources[index]!, outFd, jobs);
+      await workers;
+    },
+  };
+}
+
+/** Copies [srcOffset, dstOffset, length, ...] in the kernel, or with 8 MiB reads and writes where refused. */
+function copyLargeExtents(source: ByteSource, outFd: number, jobs: number[]): void {
+  const srcFd = source.regularFileFd!()!;
+  let buf: Uint8Array | null = null;
+  for (let i = 0; i < jobs.length; i += 3) {
+    const [src, dst, length] = [jobs[i]!, jobs[i + 1]!, jobs[i + 2]!];
+    if (copyRange(srcFd, src, outFd, dst, length)) continue;
+    buf ??= new Uint8Array(8 << 20);
+    for (let done = 0; done < length; done += buf.length) {
+      const n = Math.min(buf.length, length - done);
+      source.readInto(buf.subarray(0, n), src + done);
+      writeAll(outFd, buf.subarray(0, n), dst + done);
+    }
+  }
 }
 
 function writeByExtents(sink: BlockSink, extents: ExtentList, content: Uint8Array): void {
@@ -335,11 +379,12 @@ export async function writeExt4Image(root: FsNode, sources: ByteSource[], option
     let t0 = performance.now();
     ftruncateSync(fd, g.blocksCount * BS);
     const sink = new BlockSink(fd, BS);
-    fileData = startFileData(plan, sources, sink, fd);
+    const fileCopy = startFileData(plan, sources, sink, fd);
+    fileData = fileCopy.workers;
     const usage = writeInodes(plan, sink, fd);
     timing?.("inodes: content, extent trees, tables (file data copying meanwhile)", t0);
     t0 = performance.now();
-    await fileData;
+    await fileCopy.finish();
     timing?.("rest of the file data", t0);
     t0 = performance.now();
 

@@ -35,6 +35,10 @@ function variedTar(): Uint8Array {
   sparse[0] = 1;
   sparse[40 * 4096] = 2;
   t.file("var/sparse", sparse, { pax: { mtime: "-86400.5", "SCHILY.xattr.user.note": "holes" } });
+  // Large enough to take the writer's large-extent copy path (>= 4 MiB).
+  const large = new Uint8Array(5 * 1024 * 1024 + 123);
+  for (let i = 0; i < large.length; i += 997) large[i] = (i % 251) + 1;
+  t.file("var/large", large);
   return t.end();
 }
 
