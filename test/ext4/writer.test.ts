@@ -259,6 +259,24 @@ describe("directories, links, special files", () => {
   }, 120_000);
 });
 
+describe("dir_nlink", () => {
+  testWith({ tools: E2FS }, "a directory with more than 65000 subdirectories records a link count of 1", async () => {
+    const out = image("nlink.img");
+    const root = newDir();
+    const wide = newDir();
+    for (let i = 0; i < 65_010; i++) wide.children!.set(`d${i}`, newDir());
+    root.children!.set("wide", wide);
+    const narrow = newDir();
+    for (let i = 0; i < 3; i++) narrow.children!.set(`d${i}`, newDir());
+    root.children!.set("narrow", narrow);
+    await writeExt4Image(root, [], { out, metadataCsum: true });
+    e2fsckClean(out);
+    expect(debugfsStat(out, "/wide").links).toBe(1);
+    expect(debugfsStat(out, "/narrow").links).toBe(5);
+    rmSync(out);
+  }, 300_000);
+});
+
 describe("sizing", () => {
   test("the default size is max(1 GiB, used x 1.25)", async () => {
     const out = image("default.img");
