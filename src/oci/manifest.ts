@@ -1,6 +1,6 @@
 // Manifests, indexes and image configs: parsed from JSON and checked just enough that
 // everything later can trust their shape (digests valid, layers readable, platform known).
-import { checkDigest } from "./digest.ts";
+import { checkDigest, sha256Digest } from "./digest.ts";
 import { OciError } from "./errors.ts";
 import { MT, layerCompression, type Compression } from "./media-types.ts";
 import { formatPlatform, platformMatches, type Platform } from "./platform.ts";
@@ -164,4 +164,20 @@ export function layerRefs(manifest: ImageManifest, config: ImageConfig, where: s
     if (!compression) throw new OciError(`${where}: layer ${i} (${l.digest}) has unsupported media type "${l.mediaType}"`, { digest: l.digest });
     return { digest: l.digest, size: l.size, mediaType: l.mediaType, compression, diffId: config.rootfs.diff_ids[i] };
   });
+}
+
+/**
+ * The digest of the OCI manifest an image of this config and these layers would have: a stable
+ * identity for sources that carry no manifest of their own (docker-save archives, rootfs tars).
+ */
+export function synthesizedManifestDigest(configBytes: Uint8Array | string, layers: ReadonlyArray<{ mediaType: string; digest: string; size: number }>): string {
+  const configSize = typeof configBytes === "string" ? Buffer.byteLength(configBytes) : configBytes.length;
+  return sha256Digest(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: MT.ociManifest,
+      config: { mediaType: MT.ociConfig, digest: sha256Digest(configBytes), size: configSize },
+      layers: layers.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size })),
+    }),
+  );
 }

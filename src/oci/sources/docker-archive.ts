@@ -3,11 +3,11 @@
 // config's diff_ids. Both the classic layout (<id>/layer.tar) and Docker 25+'s OCI-style
 // layout (blobs/sha256/<hex>) work.
 import fs from "node:fs/promises";
-import { isDigest, sha256Digest } from "../digest.ts";
+import { isDigest } from "../digest.ts";
 import { OciError, OciNotFoundError, errorText } from "../errors.ts";
 import { fileChunks, layerChunks, toReadableStream } from "../layer-stream.ts";
-import { parseImageConfig, type LayerRef } from "../manifest.ts";
-import { MT, sniffCompression } from "../media-types.ts";
+import { parseImageConfig, synthesizedManifestDigest, type LayerRef } from "../manifest.ts";
+import { sniffCompression } from "../media-types.ts";
 import { formatPlatform, platformMatches, type Platform } from "../platform.ts";
 import type { ImageSource, ResolveOptions, ResolvedImage } from "../source.ts";
 import { indexArchive, type ArchiveMember } from "./archive-index.ts";
@@ -93,17 +93,10 @@ export class DockerArchiveSource implements ImageSource {
       layers.push({ digest, size: m.size, mediaType, compression, diffId });
       ropts.progress?.({ type: "layer", index: i, digest, bytesDone: m.size, bytesTotal: m.size, state: "cached" });
     }
-    // A stable identity: the digest of the OCI manifest this image would have.
-    const manifest = JSON.stringify({
-      schemaVersion: 2,
-      mediaType: MT.ociManifest,
-      config: { mediaType: MT.ociConfig, digest: sha256Digest(configBytes), size: configBytes.length },
-      layers: layers.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size })),
-    });
     const file = this.file;
     return {
       source: src,
-      manifestDigest: sha256Digest(manifest),
+      manifestDigest: synthesizedManifestDigest(configBytes, layers),
       platform,
       config,
       layers,

@@ -4,11 +4,11 @@
 import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { DigestWriter, sha256Digest } from "../digest.ts";
+import { DigestWriter } from "../digest.ts";
 import { OciError, errorText } from "../errors.ts";
 import { fileChunks, layerChunks, toReadableStream } from "../layer-stream.ts";
-import type { ImageConfig, LayerRef } from "../manifest.ts";
-import { MT, sniffCompression } from "../media-types.ts";
+import { synthesizedManifestDigest, type ImageConfig, type LayerRef } from "../manifest.ts";
+import { sniffCompression } from "../media-types.ts";
 import { hostPlatform } from "../platform.ts";
 import type { ImageSource, ResolveOptions, ResolvedImage } from "../source.ts";
 
@@ -84,17 +84,11 @@ export class RootfsTarSource implements ImageSource {
       const raw = { architecture: platform.architecture, os: platform.os, ...(platform.variant ? { variant: platform.variant } : {}), rootfs: { type: "layers", diff_ids: diffId ? [diffId] : [] } };
       const config: ImageConfig = { os: platform.os, architecture: platform.architecture, ...(platform.variant ? { variant: platform.variant } : {}), rootfs: raw.rootfs, raw };
       const configBytes = JSON.stringify(raw);
-      const manifest = JSON.stringify({
-        schemaVersion: 2,
-        mediaType: MT.ociManifest,
-        config: { mediaType: MT.ociConfig, digest: sha256Digest(configBytes), size: configBytes.length },
-        layers: [{ mediaType, digest, size }],
-      });
       ropts.progress?.({ type: "layer", index: 0, digest, bytesDone: size, bytesTotal: size, state: "cached" });
       let disposed = false;
       return {
         source: src,
-        manifestDigest: sha256Digest(manifest),
+        manifestDigest: synthesizedManifestDigest(configBytes, layers),
         platform,
         config,
         layers,
