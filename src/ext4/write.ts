@@ -5,10 +5,10 @@
 //      table records (one group's table at a time), then shared xattr blocks and the journal;
 //   3. bitmaps, then group descriptors (and their backups);
 //   4. the superblock (and its backups) last, since it sums up everything before it.
-// The image is built under a temporary name beside `out` and renamed into place only when
-// complete; on any failure the temporary file is removed.
-import { closeSync, ftruncateSync, openSync, renameSync, rmSync } from "node:fs";
-import { basename, dirname, join } from "node:path";
+// The image is built in a file without a name (O_TMPFILE; a named temp file where that is
+// unavailable) and put in place of `out` atomically only when complete: a failure, or even a
+// killed process, leaves nothing behind.
+import { ftruncateSync } from "node:fs";
 import { displayName, nameToBytes, type ByteSource, type FsNode } from "../tree/index.ts";
 import * as C from "./constants.ts";
 import { buildDirectory } from "./htree.ts";
@@ -24,6 +24,7 @@ import { sealXattrBlock } from "./xattrs.ts";
 import { crc32c } from "./crc32c.ts";
 import { copyInBackground } from "../io/background-copy.ts";
 import { copyRange } from "../io/copy-range.ts";
+import { createTempOutput, type TempOutput } from "../io/temp-output.ts";
 import { BlockSink, SourceWindow, writeAll } from "../io/block-io.ts";
 
 export interface WriteImageOptions extends Ext4Options {
@@ -350,22 +351,17 @@ function emptyReservedInode(): InodeFields {
   };
 }
 
-function tempPathFor(out: string): string {
-  const rand = Math.random().toString(36).slice(2, 10);
-  return join(dirname(out), `.${basename(out)}.tmp-${process.pid}-${rand}`);
-}
-
 export async function writeExt4Image(root: FsNode, sources: ByteSource[], options: WriteImageOptions): Promise<WriteStats> {
   const plan = planExt4(root, options);
   const g = plan.geometry;
-  const tmp = tempPathFor(options.out);
-  let fd: number;
-  let fileData: Promise<void> | null = null;
+  let output: TempOutput;
   try {
-    fd = openSync(tmp, "wx", 0o644);
+    output = createTempOutput(options.out);
   } catch (err) {
     throw new Error(`cannot create the image next to ${options.out}: ${(err as Error).message}`);
   }
+  const fd = output.fd;
+  let fileData: Promise<void> | null = null;
   try {
     // BANGER_TIMING=1 prints wall and CPU milliseconds per phase (for profiling, see bench/).
     let cpu0 = process.cpuUsage();
@@ -414,9 +410,8 @@ export async function writeExt4Image(root: FsNode, sources: ByteSource[], option
     }
     timing?.("bitmaps, descriptors, superblocks", t0);
     t0 = performance.now();
-    closeSync(fd);
-    renameSync(tmp, options.out);
-    timing?.("close and rename", t0);
+    output.publish();
+    timing?.("publish (link and rename)", t0);
     return {
       sizeBytes: g.blocksCount * BS,
       blocksUsed: g.blocksCount - tables.freeBlocks,
@@ -426,12 +421,7 @@ export async function writeExt4Image(root: FsNode, sources: ByteSource[], option
   } catch (err) {
     // The worker may still be copying into the file: let it finish before closing and removing it.
     await fileData?.catch(() => undefined);
-    try {
-      closeSync(fd);
-    } catch {
-      // already closed
-    }
-    rmSync(tmp, { force: true });
+    output.discard();
     if (err instanceof Error && !err.message.includes(displayName(options.out))) {
       err.message = `writing ${options.out}: ${err.message}`;
     }
