@@ -3,7 +3,7 @@
 // comes from a file or stdin; a different --uuid gives a different image. Starts: the banger
 // CLI as a child process (no root, no e2fsprogs needed).
 import { afterAll, expect, test } from "bun:test";
-import { closeSync, mkdirSync, openSync, readSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, readdirSync, readSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { differingOffsets, scratchDir } from "../helpers/oracles.ts";
 import { TarBuilder } from "../helpers/tarwriter.ts";
@@ -89,4 +89,18 @@ test("the read/write fallback (copy_file_range refused) writes the same image as
     env: { ...process.env, BANGER_NO_COPY_FILE_RANGE: "1" } as Record<string, string>,
   });
   expect(differingOffsets(kernel, fallback)).toEqual([]);
+}, 60_000);
+
+test("without O_TMPFILE (named temp file fallback) the image is the same and no temp file stays", async () => {
+  const tar = join(work, "varied4.tar");
+  writeFileSync(tar, variedTar());
+  mkdirSync(join(work, "named"));
+  const usual = join(work, "usual.img");
+  const named = join(work, "named", "named.img");
+  await makeExt4Ok(["--rootfs-tar", tar, "--out", usual, "--size", "256M"]);
+  await makeExt4Ok(["--rootfs-tar", tar, "--out", named, "--size", "256M"], {
+    env: { ...process.env, BANGER_NO_TMPFILE: "1" } as Record<string, string>,
+  });
+  expect(differingOffsets(usual, named)).toEqual([]);
+  expect(readdirSync(join(work, "named"))).toEqual(["named.img"]);
 }, 60_000);
