@@ -160,6 +160,18 @@ function logicalRunsOf(node: FsNode, p: PlannedInode): number[] {
   return out;
 }
 
+/**
+ * Allocates a regular file's blocks: each non-zero logical run [first, count, ...] in turn,
+ * appended to `extents`. The one rule both the planner and the streamed-data predictor follow.
+ */
+export function placeFileData(alloc: BlockAllocator, logicalRuns: ArrayLike<number>, extents: ExtentList): void {
+  for (let i = 0; i < logicalRuns.length; i += 2) {
+    const physical: number[] = [];
+    alloc.runs(logicalRuns[i + 1]!, "file data", physical);
+    appendExtents(extents, logicalRuns[i]!, physical);
+  }
+}
+
 function sumRuns(runs: number[]): number {
   let n = 0;
   for (let i = 1; i < runs.length; i += 2) n += runs[i]!;
@@ -421,7 +433,24 @@ export function planExt4(root: FsNode, options: Ext4Options): Ext4Plan {
 
   const alloc = new BlockAllocator(geometry);
   try {
-    // Fixed metadata, flex_bg style: every group's bitmaps and inode table packed after group 0's descriptors.
+    // File data first, in source order, right after group 0's superblock and descriptors. Its
+    // placement then depends on nothing but the descriptor table's size and the backup groups,
+    // so a writer can predict it and copy the bytes while the tar is still being read
+    // (streamed-data.ts). With flex_bg, the bitmaps and inode tables may sit anywhere.
+    const dataOrder: PlannedInode[] = [];
+    for (const p of numbering.inodes) if (p.node.kind === "file" && p.dataBlocks > 0) dataOrder.push(p);
+    dataOrder.sort((a, b) => {
+      const da = a.node.data;
+      const db = b.node.data;
+      if (!da || !db) return da ? -1 : db ? 1 : a.ino - b.ino;
+      return da.source - db.source || da.offset - db.offset;
+    });
+    for (const p of dataOrder) {
+      placeFileData(alloc, p.logicalRuns!, p.extents);
+      p.logicalRuns = null;
+    }
+
+    // Fixed metadata, flex_bg style: every group's bitmaps and inode table packed together.
     const blockBitmaps = alloc.contiguous(geometry.groupCount, "block bitmaps");
     const inodeBitmaps = alloc.contiguous(geometry.groupCount, "inode bitmaps");
     const groupLayouts = [];
@@ -440,7 +469,7 @@ export function planExt4(root: FsNode, options: Ext4Options): Ext4Plan {
       appendExtents(journalExtents, 0, runs);
     }
 
-    // Directories, symlink blocks and xattr blocks first (metadata locality), then file data.
+    // Directories, symlink blocks and xattr blocks (in inode order, for metadata locality).
     // Inodes with equal block xattrs share one block, up to the kernel's refcount limit.
     const xattrBlocks: XattrBlockPlan[] = [];
     const xattrByKey = new Map<string, XattrBlockPlan>();
@@ -454,32 +483,13 @@ export function planExt4(root: FsNode, options: Ext4Options): Ext4Plan {
       entry.refcount++;
       return entry;
     };
-    const dataOrder: PlannedInode[] = [];
     for (const p of numbering.inodes) {
       if (p.xattrs?.block) p.xattrBlock = xattrBlockFor(p.xattrs).blockNr;
       if (p.node.kind === "dir" || (p.node.kind === "symlink" && p.dataBlocks > 0)) {
         const runs: number[] = [];
         alloc.runs(p.dataBlocks, `${p.node.kind} ${pathOf(p)}`, runs);
         appendExtents(p.extents, 0, runs);
-      } else if (p.node.kind === "file" && p.dataBlocks > 0) {
-        dataOrder.push(p);
       }
-    }
-    // File data in source order so the writer reads each source sequentially.
-    dataOrder.sort((a, b) => {
-      const da = a.node.data;
-      const db = b.node.data;
-      if (!da || !db) return da ? 1 : db ? -1 : a.ino - b.ino;
-      return da.source - db.source || da.offset - db.offset;
-    });
-    for (const p of dataOrder) {
-      const runs = p.logicalRuns!;
-      for (let i = 0; i < runs.length; i += 2) {
-        const physical: number[] = [];
-        alloc.runs(runs[i + 1]!, "file data", physical);
-        appendExtents(p.extents, runs[i]!, physical);
-      }
-      p.logicalRuns = null;
     }
     // Extent tree blocks, now that every extent is known.
     let journalTreeStart = 0;
