@@ -1,3 +1,3 @@
 // src/ext4: the ext4 writer (plan, then write) and, for tests and `image inspect`, a reader.
-export { writeExt4Image, type WriteImageOptions, type WriteStats } from "./write.ts";
+export { Ext4ImageWriter, writeExt4Image, type ImageWriterOptions, type StreamedDataReport, type WriteImageOptions, type WriteStats } from "./write.ts";
 export { planExt4, Ext4PlanError, type Ext4Options, type Ext4Plan } from "./plan.ts";

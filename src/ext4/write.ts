@@ -9,6 +9,7 @@
 // unavailable) and put in place of `out` atomically only when complete: a failure, or even a
 // killed process, leaves nothing behind.
 import { ftruncateSync } from "node:fs";
+import { predictionGeometry, StreamedFileData } from "./streamed-data.ts";
 import { displayName, nameToBytes, type ByteSource, type FsNode } from "../tree/index.ts";
 import * as C from "./constants.ts";
 import { buildDirectory } from "./htree.ts";
@@ -17,12 +18,12 @@ import { backupGroups } from "./geometry.ts";
 import { buildGroupTables, type GroupUsage } from "./groups.ts";
 import { encodeInode, inodeChecksumSeed, type InodeFields } from "./inode.ts";
 import { encodeJournalSuperblock } from "./journal.ts";
-import { LOST_FOUND_BLOCKS, pathOf, planExt4, type Ext4Options, type Ext4Plan, type PlannedInode } from "./plan.ts";
+import { Ext4PlanError, LOST_FOUND_BLOCKS, pathOf, planExt4, type Ext4Options, type Ext4Plan, type PlannedInode } from "./plan.ts";
 import type { DirChild } from "./dirents.ts";
 import { encodeSuperblock } from "./superblock.ts";
 import { sealXattrBlock } from "./xattrs.ts";
 import { crc32c } from "./crc32c.ts";
-import { copyInBackground } from "../io/background-copy.ts";
+import { CopyStream } from "../io/copy-stream.ts";
 import { copyRange } from "../io/copy-range.ts";
 import { createTempOutput, type TempOutput } from "../io/temp-output.ts";
 import { BlockSink, SourceWindow, writeAll } from "../io/block-io.ts";
@@ -36,6 +37,17 @@ export interface WriteStats {
   blocksUsed: number;
   inodesUsed: number;
   uuid: string;
+  /** File data copied while the input was read (Ext4ImageWriter.streamFile), if any. */
+  streamed: StreamedDataReport | null;
+}
+
+export interface StreamedDataReport {
+  files: number;
+  bytes: number;
+  /** True when the plan placed every file as predicted, so those copies were kept. */
+  kept: boolean;
+  /** Why the copies were discarded (and done again), when they were. */
+  discardedBecause: string | null;
 }
 
 const BS = C.BLOCK_SIZE;
@@ -45,51 +57,54 @@ const CHUNK_BLOCKS = 256;
 const LARGE_EXTENT_BYTES = 4 << 20;
 
 interface FileDataCopy {
-  /** The worker's copies of small extents; settles when done. */
-  workers: Promise<void>;
   /** Copies the large extents on this thread, then waits for the workers. */
   finish(): Promise<void>;
+  /** Stops the workers at once (on failure). */
+  stop(): Promise<void>;
 }
 
 /**
- * Phase 1: file data. For sources that are regular files, small extents (many files: the
- * Debian case) are copied in the kernel on a worker thread while phase 2 runs; large extents
- * are copied on this thread once phase 2 is done, because bulk copies measured a third slower
- * from a Bun worker (8 GiB: 22 s vs 16 s). The rest (in-memory bytes, sources without a file)
- * is written now through the sink.
+ * Phase 1: file data, except that of `skipSource` (already copied while the input was read).
+ * For sources that are regular files, small extents (many files: the Debian case) are copied
+ * in the kernel on a worker thread while phase 2 runs; large extents are copied on this thread
+ * once phase 2 is done, because bulk copies measured a third slower from a Bun worker (8 GiB:
+ * 22 s vs 16 s). The rest (in-memory bytes, sources without a file) is written now through the sink.
  */
-function startFileData(plan: Ext4Plan, sources: ByteSource[], sink: BlockSink, outFd: number): FileDataCopy {
+function startFileData(plan: Ext4Plan, sources: ByteSource[], sink: BlockSink, outFd: number, skipSource: number): FileDataCopy {
+  const skipped = (p: PlannedInode) => p.node.data !== undefined && !p.node.bytes && p.node.data.source === skipSource;
   const limits = new Map<number, number>();
   for (const p of plan.dataOrder) {
     const d = p.node.data;
-    if (d && !p.node.bytes) limits.set(d.source, Math.max(limits.get(d.source) ?? 0, d.offset + p.node.size));
+    if (d && !p.node.bytes && !skipped(p)) limits.set(d.source, Math.max(limits.get(d.source) ?? 0, d.offset + p.node.size));
   }
   const windows = new Map<number, SourceWindow>();
-  const smallJobs = new Map<number, number[]>();
+  const copiers = new Map<number, CopyStream>();
   const largeJobs = new Map<number, number[]>();
   for (const [index, limit] of limits) {
     const source = sources[index];
     if (!source) throw new Error(`file data refers to source ${index}, but only ${sources.length} sources were given`);
-    if ((source.regularFileFd?.() ?? null) !== null) {
-      smallJobs.set(index, []);
+    const fd = source.regularFileFd?.() ?? null;
+    if (fd !== null) {
+      copiers.set(index, new CopyStream(fd, outFd, BS));
       largeJobs.set(index, []);
     } else {
       windows.set(index, new SourceWindow(source, limit));
     }
   }
   for (const p of plan.dataOrder) {
+    if (skipped(p)) continue;
     const node = p.node;
     const ex = p.extents;
-    const fromFile = node.data && !node.bytes && smallJobs.has(node.data.source);
+    const copier = node.data && !node.bytes ? copiers.get(node.data.source) : undefined;
     for (let i = 0; i < ex.length; i += 3) {
       const logical = ex[i]!;
       const physical = ex[i + 1]!;
       const extentLength = ex[i + 2]!;
-      if (fromFile) {
+      if (copier) {
         const fileOffset = logical * BS;
         const length = Math.min(extentLength * BS, node.size - fileOffset);
-        const jobs = (length >= LARGE_EXTENT_BYTES ? largeJobs : smallJobs).get(node.data!.source)!;
-        jobs.push(node.data!.offset + fileOffset, physical * BS, length);
+        if (length >= LARGE_EXTENT_BYTES) largeJobs.get(node.data!.source)!.push(node.data!.offset + fileOffset, physical * BS, length);
+        else copier.add(node.data!.offset + fileOffset, physical * BS, length);
         continue;
       }
       for (let b = 0; b < extentLength; b += CHUNK_BLOCKS) {
@@ -104,16 +119,14 @@ function startFileData(plan: Ext4Plan, sources: ByteSource[], sink: BlockSink, o
     }
   }
   sink.flush();
-  const workers = Promise.all(
-    [...smallJobs].map(([index, jobs]) =>
-      copyInBackground({ srcFd: sources[index]!.regularFileFd!()!, dstFd: outFd, blockSize: BS, limit: limits.get(index)!, jobs: Float64Array.from(jobs) }),
-    ),
-  ).then(() => undefined);
+  for (const copier of copiers.values()) copier.flush();
   return {
-    workers,
     async finish() {
       for (const [index, jobs] of largeJobs) copyLargeExtents(sources[index]!, outFd, jobs);
-      await workers;
+      await Promise.all([...copiers.values()].map((c) => c.finish()));
+    },
+    async stop() {
+      await Promise.all([...copiers.values()].map((c) => c.stop()));
     },
   };
 }
@@ -351,18 +364,63 @@ function emptyReservedInode(): InodeFields {
   };
 }
 
-export async function writeExt4Image(root: FsNode, sources: ByteSource[], options: WriteImageOptions): Promise<WriteStats> {
-  const plan = planExt4(root, options);
-  const g = plan.geometry;
-  let output: TempOutput;
-  try {
-    output = createTempOutput(options.out);
-  } catch (err) {
-    throw new Error(`cannot create the image next to ${options.out}: ${(err as Error).message}`);
+export interface ImageWriterOptions extends WriteImageOptions {
+  /** Roughly how many bytes of file data the input holds (its size), to predict the image's geometry. */
+  likelyDataBytes?: number;
+}
+
+/**
+ * One image being written: the output exists (without a name) from open() on, so file data
+ * can be copied into it while the input is still being read (streamFile), before the plan.
+ * finish() plans the rest, writes it and publishes the image; discard() drops everything.
+ */
+export class Ext4ImageWriter {
+  private streamed: StreamedFileData | null = null;
+  /** Set once streamFile decided it cannot stream (a source without a file descriptor). */
+  private streamRefused = false;
+  private fileCopy: FileDataCopy | null = null;
+
+  private constructor(
+    private readonly options: ImageWriterOptions,
+    private readonly output: TempOutput,
+  ) {}
+
+  static open(options: ImageWriterOptions): Ext4ImageWriter {
+    try {
+      return new Ext4ImageWriter(options, createTempOutput(options.out));
+    } catch (err) {
+      throw new Error(`cannot create the image next to ${options.out}: ${(err as Error).message}`);
+    }
   }
-  const fd = output.fd;
-  let fileData: Promise<void> | null = null;
-  try {
+
+  /**
+   * A regular file of `size` bytes at `offset` in `source`, as the input is read (in source
+   * order). Its data is copied into the image at once, where the plan will put it; see
+   * streamed-data.ts. Only one source can be streamed; the others are copied after planning.
+   */
+  streamFile(source: ByteSource, offset: number, size: number, runs: Uint32Array | undefined): void {
+    if (this.streamRefused) return;
+    if (!this.streamed) {
+      const fd = source.regularFileFd?.() ?? null;
+      if (fd === null) {
+        this.streamRefused = true;
+        return;
+      }
+      const likelyBytes = this.options.size ?? Math.max(MIN_LIKELY_BYTES, (this.options.likelyDataBytes ?? 0) * 1.25);
+      this.streamed = new StreamedFileData(source, fd, this.output.fd, predictionGeometry(Math.ceil(likelyBytes / BS)));
+    } else if (source !== this.streamed.source) {
+      this.streamed.abandon("file data comes from more than one source");
+      return;
+    }
+    this.streamed.file(offset, size, runs);
+  }
+
+  /** Hands the file data streamed so far to the copier (call after each chunk of input). */
+  flushStream(): void {
+    this.streamed?.flush();
+  }
+
+  async finish(root: FsNode, sources: ByteSource[], identity?: Uint8Array): Promise<WriteStats> {
     // BANGER_TIMING=1 prints wall and CPU milliseconds per phase (for profiling, see bench/).
     let cpu0 = process.cpuUsage();
     const timing = process.env.BANGER_TIMING
@@ -373,14 +431,41 @@ export async function writeExt4Image(root: FsNode, sources: ByteSource[], option
         }
       : null;
     let t0 = performance.now();
+    const options = this.options;
+    const plan = planExt4(root, { ...options, identity: identity ?? options.identity });
+    const g = plan.geometry;
+    const fd = this.output.fd;
+    timing?.("plan", t0);
+    t0 = performance.now();
+
+    // Keep the data copied while reading only if the plan put every file where it was predicted.
+    const streamed = this.streamed;
+    let streamedSource = -1;
+    if (streamed) {
+      const index = sources.indexOf(streamed.source);
+      if (index < 0) streamed.abandon("the streamed source is not among the image's sources");
+      else if (streamed.matches(plan.dataOrder, index, g)) streamedSource = index;
+      if (streamedSource < 0) {
+        await streamed.stop();
+        ftruncateSync(fd, 0); // drop what was copied, so unused blocks read as zeros
+      }
+      if (timing) {
+        const what = streamedSource >= 0 ? "kept" : `discarded (${streamed.failure})`;
+        console.error(`file data streamed while reading: ${streamed.files} files, ${(streamed.bytes / 1048576).toFixed(1)} MiB, ${what}`);
+      }
+    }
+    const streamedReport: StreamedDataReport | null = streamed
+      ? { files: streamed.files, bytes: streamed.bytes, kept: streamedSource >= 0, discardedBecause: streamedSource >= 0 ? null : streamed.failure }
+      : null;
+
     ftruncateSync(fd, g.blocksCount * BS);
     const sink = new BlockSink(fd, BS);
-    const fileCopy = startFileData(plan, sources, sink, fd);
-    fileData = fileCopy.workers;
+    this.fileCopy = startFileData(plan, sources, sink, fd, streamedSource);
     const usage = writeInodes(plan, sink, fd);
     timing?.("inodes: content, extent trees, tables (file data copying meanwhile)", t0);
     t0 = performance.now();
-    await fileCopy.finish();
+    await this.fileCopy.finish();
+    if (streamedSource >= 0) await streamed!.finish();
     timing?.("rest of the file data", t0);
     t0 = performance.now();
 
@@ -410,19 +495,35 @@ export async function writeExt4Image(root: FsNode, sources: ByteSource[], option
     }
     timing?.("bitmaps, descriptors, superblocks", t0);
     t0 = performance.now();
-    output.publish();
-    timing?.("publish (link and rename)", t0);
+    this.output.publish();
+    timing?.("publish (fsync, link and rename)", t0);
     return {
       sizeBytes: g.blocksCount * BS,
       blocksUsed: g.blocksCount - tables.freeBlocks,
       inodesUsed: plan.inodesUsed,
       uuid: Buffer.from(plan.uuid).toString("hex").replace(/^(.{8})(.{4})(.{4})(.{4})/, "$1-$2-$3-$4-"),
+      streamed: streamedReport,
     };
+  }
+
+  /** Drops the image: stops every copy (so none can touch the descriptor afterwards), then the file. */
+  async discard(): Promise<void> {
+    await Promise.all([this.streamed?.stop(), this.fileCopy?.stop()]);
+    this.output.discard();
+  }
+}
+
+/** The smallest default image (planExt4's rule), the floor of the geometry prediction. */
+const MIN_LIKELY_BYTES = 1 << 30;
+
+/** Plans and writes `root` into a new image at `options.out` (nothing streamed ahead). */
+export async function writeExt4Image(root: FsNode, sources: ByteSource[], options: WriteImageOptions): Promise<WriteStats> {
+  const writer = Ext4ImageWriter.open(options);
+  try {
+    return await writer.finish(root, sources);
   } catch (err) {
-    // The worker may still be copying into the file: let it finish before closing and removing it.
-    await fileData?.catch(() => undefined);
-    output.discard();
-    if (err instanceof Error && !err.message.includes(displayName(options.out))) {
+    await writer.discard();
+    if (err instanceof Error && !(err instanceof Ext4PlanError) && !err.message.includes(displayName(options.out))) {
       err.message = `writing ${options.out}: ${err.message}`;
     }
     throw err;

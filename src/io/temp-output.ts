@@ -5,7 +5,7 @@
 // is atomic. Where O_TMPFILE is unavailable (other systems, some filesystems), a named temp
 // file beside the destination is used and removed on failure.
 import { dlopen, FFIType, ptr } from "bun:ffi";
-import { closeSync, openSync, renameSync, rmSync } from "node:fs";
+import { closeSync, fsyncSync, openSync, renameSync, rmSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 
 const O_RDWR = 0o2;
@@ -42,7 +42,11 @@ function cString(text: string): Uint8Array {
 
 export interface TempOutput {
   fd: number;
-  /** Puts the finished file in place of `out`, atomically. Closes the descriptor. */
+  /**
+   * Puts the finished file in place of `out`, atomically and durably: its data is on disk
+   * before it gets the name, so a crash right after never leaves a name on a half-written image.
+   * Closes the descriptor.
+   */
   publish(): void;
   /** Drops the file. Closes the descriptor. Safe to call after a failed publish. */
   discard(): void;
@@ -64,6 +68,7 @@ export function createTempOutput(out: string): TempOutput {
     return {
       fd: anonymousFd,
       publish() {
+        fsyncSync(anonymousFd);
         const named = tempName(out);
         if (libc!.linkat(cString(`/proc/self/fd/${anonymousFd}`), cString(named)) !== 0) {
           throw new Error(`cannot give the finished image a name in ${dir} (linkat failed)`);
@@ -89,6 +94,7 @@ export function createTempOutput(out: string): TempOutput {
   return {
     fd,
     publish() {
+      fsyncSync(fd);
       close();
       renameSync(named, out);
     },

@@ -10,13 +10,14 @@ import { isZeroRange, ZERO_BLOCK_SIZE } from "./zeros.ts";
 export const CHUNK_SIZE = 4 << 20;
 
 /** Reads the tar in `fd` from offset 0 to its end (or its end marker) through `parser`, then calls parser.end(). */
-export function parseTarFd(fd: number, parser: TarParser, chunkSize = CHUNK_SIZE): void {
+export function parseTarFd(fd: number, parser: TarParser, chunkSize = CHUNK_SIZE, onChunk?: () => void): void {
   const buf = Buffer.allocUnsafe(chunkSize);
   let pos = 0;
   while (!parser.ended) {
     const n = readSync(fd, buf, 0, chunkSize, pos);
     if (n === 0) break;
     parser.push(buf.subarray(0, n));
+    onChunk?.();
     pos += n;
   }
   parser.end();
@@ -51,7 +52,7 @@ function writeFully(fd: number, buf: Uint8Array, start: number, end: number, pos
  * (no stream chunks to await or copy), parsing it and spooling it like spoolAndParse.
  * Returns the stream length.
  */
-export function spoolAndParseFd(fd: number, parser: TarParser, spoolFd: number, chunkSize = CHUNK_SIZE): number {
+export function spoolAndParseFd(fd: number, parser: TarParser, spoolFd: number, chunkSize = CHUNK_SIZE, onChunk?: () => void): number {
   const buf = Buffer.allocUnsafe(chunkSize);
   let base = 0;
   let kept = 0;
@@ -73,9 +74,11 @@ export function spoolAndParseFd(fd: number, parser: TarParser, spoolFd: number, 
       fill += n;
     }
     if (fill > 0 && !parser.ended) {
-      parser.push(buf.subarray(0, fill));
+      // Spool first: the parser's entries may be copied from the spool as soon as they are reported.
       writeSkippingZeros(spoolFd, buf, fill, base);
       kept = base + fill;
+      parser.push(buf.subarray(0, fill));
+      onChunk?.();
     }
     base += fill;
     if (fill < chunkSize) break;
@@ -91,7 +94,7 @@ export function spoolAndParseFd(fd: number, parser: TarParser, spoolFd: number, 
  * marker the rest of the stream is drained (so the writer never sees a broken pipe) but not kept.
  * Returns the stream length.
  */
-export async function spoolAndParse(stream: ReadableStream<Uint8Array>, parser: TarParser, spoolFd: number, chunkSize = CHUNK_SIZE): Promise<number> {
+export async function spoolAndParse(stream: ReadableStream<Uint8Array>, parser: TarParser, spoolFd: number, chunkSize = CHUNK_SIZE, onChunk?: () => void): Promise<number> {
   const buf = Buffer.allocUnsafe(chunkSize);
   let fill = 0;
   let base = 0;
@@ -99,9 +102,10 @@ export async function spoolAndParse(stream: ReadableStream<Uint8Array>, parser: 
   const flush = (): void => {
     if (fill === 0) return;
     if (!parser.ended) {
-      parser.push(buf.subarray(0, fill));
       writeSkippingZeros(spoolFd, buf, fill, base);
       kept = base + fill;
+      parser.push(buf.subarray(0, fill));
+      onChunk?.();
     }
     base += fill;
     fill = 0;

@@ -1,9 +1,7 @@
 // A plain rootfs tar (file or standard input) → FsNode tree + the byte source its files live in.
 
 import { closeSync, fstatSync, openSync, unlinkSync } from "node:fs";
-import { randomBytes } from "node:crypto";
 import { basename, dirname, join, resolve } from "node:path";
-import { isatty } from "node:tty";
 import type { ByteSource, FsNode } from "../tree/types.ts";
 import { TarError } from "./errors.ts";
 import { parseTarFd, spoolAndParse, spoolAndParseFd } from "./input.ts";
@@ -24,12 +22,20 @@ export interface LoadedRootfs {
 export interface LoadOptions {
   /** Standard input is spooled to a hidden file in this path's directory (the output image's). */
   spoolNear: string;
+  /**
+   * Called for each regular file with data as soon as its data has been read (and spooled),
+   * in input order: its bytes are at `dataOffset` in `source`, `runs` lists its non-zero
+   * 4 KiB block runs when it has all-zero blocks. Lets a writer copy data before the tree is complete.
+   */
+  onFile?: (source: ByteSource, dataOffset: number, size: number, runs: Uint32Array | undefined) => void;
+  /** Called after each chunk of input has been parsed. */
+  onChunk?: () => void;
 }
 
 /** The spool file name for `spoolNear`: `.<basename>.spool-<pid>-<random>` in its directory. */
 export function spoolPathFor(spoolNear: string): string {
   const abs = resolve(spoolNear);
-  return join(dirname(abs), `.${basename(abs)}.spool-${process.pid}-${randomBytes(6).toString("hex")}`);
+  return join(dirname(abs), `.${basename(abs)}.spool-${process.pid}-${Buffer.from(crypto.getRandomValues(new Uint8Array(6))).toString("hex")}`);
 }
 
 function once(fn: () => void): () => void {
@@ -53,7 +59,16 @@ function once(fn: () => void): () => void {
  */
 export async function loadRootfsTar(input: string, opts: LoadOptions): Promise<LoadedRootfs> {
   const builder = new RootfsBuilder(0);
-  const parser = new TarParser((entry) => builder.add(entry));
+  let source: FdByteSource | null = null;
+  const onFile = opts.onFile;
+  const parser = new TarParser(
+    onFile
+      ? (entry) => {
+          builder.add(entry);
+          if (entry.type === "file" && entry.size > 0) onFile(source!, entry.dataOffset, entry.size, entry.runs);
+        }
+      : (entry) => builder.add(entry),
+  );
 
   if (input !== "-" || fstatSync(0).isFile()) {
     const fromStdin = input === "-";
@@ -67,18 +82,20 @@ export async function loadRootfsTar(input: string, opts: LoadOptions): Promise<L
         throw new TarError(null, `cannot open ${input}: ${(e as Error).message}`);
       }
     }
-    const source = new FdByteSource(fd, fromStdin ? "standard input" : input, !fromStdin);
+    source = new FdByteSource(fd, fromStdin ? "standard input" : input, !fromStdin);
     try {
       if (!fromStdin && !fstatSync(fd).isFile()) throw new TarError(null, `${input} is not a regular file`);
-      parseTarFd(fd, parser);
+      parseTarFd(fd, parser, undefined, opts.onChunk);
     } catch (e) {
       source.close();
       throw e;
     }
-    return { root: builder.root, sources: [source], identity: parser.identity(), cleanup: once(() => source.close()) };
+    const opened = source;
+    return { root: builder.root, sources: [opened], identity: parser.identity(), cleanup: once(() => opened.close()) };
   }
 
-  if (isatty(0)) throw new TarError(null, "refusing to read a tar from a terminal (pipe one in, or give a file)");
+  // node:tty only when it can matter: loading it costs milliseconds on every run.
+  if (fstatSync(0).isCharacterDevice() && (await import("node:tty")).isatty(0)) throw new TarError(null, "refusing to read a tar from a terminal (pipe one in, or give a file)");
   const spoolPath = spoolPathFor(opts.spoolNear);
   let spoolFd: number;
   try {
@@ -92,14 +109,15 @@ export async function loadRootfsTar(input: string, opts: LoadOptions): Promise<L
     closeSync(spoolFd);
     throw new TarError(null, `cannot unlink spool file ${spoolPath}: ${(e as Error).message}`);
   }
-  const source = new FdByteSource(spoolFd, `spool of standard input (${spoolPath}, unlinked)`);
+  const spool = new FdByteSource(spoolFd, `spool of standard input (${spoolPath}, unlinked)`);
+  source = spool;
   try {
     const stdin = fstatSync(0);
-    if (stdin.isFIFO() || stdin.isSocket()) spoolAndParseFd(0, parser, spoolFd);
-    else await spoolAndParse(Bun.stdin.stream(), parser, spoolFd);
+    if (stdin.isFIFO() || stdin.isSocket()) spoolAndParseFd(0, parser, spoolFd, undefined, opts.onChunk);
+    else await spoolAndParse(Bun.stdin.stream(), parser, spoolFd, undefined, opts.onChunk);
   } catch (e) {
-    source.close();
+    spool.close();
     throw e;
   }
-  return { root: builder.root, sources: [source], identity: parser.identity(), cleanup: once(() => source.close()) };
+  return { root: builder.root, sources: [spool], identity: parser.identity(), cleanup: once(() => spool.close()) };
 }

@@ -42,7 +42,7 @@ function variedTar(): Uint8Array {
   return t.end();
 }
 
-test("same tar twice (different output paths, file and stdin) gives byte-identical images", async () => {
+test("same tar twice (different output paths, file, stdin file and stdin pipe) gives byte-identical images", async () => {
   const tar = join(work, "varied.tar");
   writeFileSync(tar, variedTar());
   mkdirSync(join(work, "a"));
@@ -53,8 +53,12 @@ test("same tar twice (different output paths, file and stdin) gives byte-identic
   await makeExt4Ok(["--rootfs-tar", tar, "--out", a, "--size", "256M"]);
   await makeExt4Ok(["--rootfs-tar", tar, "--out", b, "--size", "256M"]);
   await makeExt4Ok(["--rootfs-tar", "-", "--out", c, "--size", "256M"], { stdinFrom: tar });
+  // A pipe is spooled, and file data is copied from the spool while the rest is still arriving.
+  const d = join(work, "b", "pipe.img");
+  await makeExt4Ok(["--rootfs-tar", "-", "--out", d, "--size", "256M"], { stdinFrom: { command: ["cat", tar], approxBytes: 0 } });
   expect(differingOffsets(a, b)).toEqual([]);
   expect(differingOffsets(a, c)).toEqual([]);
+  expect(differingOffsets(a, d)).toEqual([]);
 }, 60_000);
 
 test("a different --uuid gives a different image (and the same --uuid the same one)", async () => {

@@ -1,7 +1,8 @@
 import { parseArgs, option, parseSize, UsageError } from "../args.ts";
 import type { Command } from "../command.ts";
-import { loadRootfsTar } from "../../tar/index.ts";
-import { writeExt4Image } from "../../ext4/index.ts";
+import { statSync } from "node:fs";
+import { loadRootfsTar, type LoadedRootfs } from "../../tar/index.ts";
+import { Ext4ImageWriter } from "../../ext4/index.ts";
 
 const options = [
   { name: "rootfs-tar", value: true, required: true, description: "rootfs tar to convert (PAX/GNU/ustar); - reads standard input" },
@@ -24,22 +25,41 @@ export const makeExt4Command: Command = {
     const out = option(args, "out")!;
     const sizeText = option(args, "size");
     const size = sizeText === undefined ? undefined : parseSize(sizeText);
-    const loaded = await loadRootfsTar(input, { spoolNear: out });
+    // The image file exists (unnamed) before the tar is read, so each file's data is copied
+    // into it as soon as the tar has gone past it, overlapping the read and the planning.
+    const writer = Ext4ImageWriter.open({
+      out,
+      size,
+      uuid: option(args, "uuid"),
+      label: option(args, "label"),
+      metadataCsum: !args.flags.has("no-metadata-csum"),
+      likelyDataBytes: input === "-" ? undefined : fileSize(input),
+    });
+    let loaded: LoadedRootfs | null = null;
     try {
-      const stats = await writeExt4Image(loaded.root, loaded.sources, {
-        out,
-        size,
-        uuid: option(args, "uuid"),
-        label: option(args, "label"),
-        metadataCsum: !args.flags.has("no-metadata-csum"),
-        identity: loaded.identity,
+      loaded = await loadRootfsTar(input, {
+        spoolNear: out,
+        onFile: (source, offset, fileSize, runs) => writer.streamFile(source, offset, fileSize, runs),
+        onChunk: () => writer.flushStream(),
       });
+      const stats = await writer.finish(loaded.root, loaded.sources, loaded.identity);
       console.error(
         `wrote ${out}: ${stats.inodesUsed} inodes, ${(stats.blocksUsed * 4096 / 1048576).toFixed(1)} MiB used of ${(stats.sizeBytes / 1048576).toFixed(0)} MiB`,
       );
       return 0;
+    } catch (err) {
+      await writer.discard();
+      throw err;
     } finally {
-      loaded.cleanup();
+      loaded?.cleanup();
     }
   },
 };
+
+function fileSize(path: string): number | undefined {
+  try {
+    return statSync(path).size;
+  } catch {
+    return undefined; // the tar reader reports a missing input with its own message
+  }
+}
