@@ -45,11 +45,18 @@ export function isZeroBlock(block: Uint8Array, off = 0): boolean {
   return true;
 }
 
+// Bun's Buffer has Node's latin1Slice, which decodes bytes 1:1 to chars natively and accepts
+// any Uint8Array as `this`; fall back to a loop elsewhere.
+type Latin1Slice = (this: Uint8Array, start: number, end: number) => string;
+const latin1Slice = (Buffer.prototype as unknown as { latin1Slice?: Latin1Slice }).latin1Slice;
+
 /** NUL-terminated field as a byte string. */
 export function fieldString(block: Uint8Array, off: number, len: number): string {
   let end = off;
   const limit = off + len;
   while (end < limit && block[end] !== 0) end += 1;
+  if (end === off) return "";
+  if (latin1Slice) return latin1Slice.call(block, off, end);
   let s = "";
   for (let i = off; i < end; i += 1) s += String.fromCharCode(block[i]!);
   return s;
@@ -97,15 +104,14 @@ export function parseNumeric(block: Uint8Array, off: number, len: number): numbe
 export function verifyChecksum(block: Uint8Array, off = 0): boolean {
   const stored = parseNumeric(block, off + 148, 8);
   if (Number.isNaN(stored)) return false;
-  let unsigned = 0;
-  let signed = 0;
-  for (let i = 0; i < BLOCK_SIZE; i += 1) {
-    const b = i >= 148 && i < 156 ? 0x20 : block[off + i]!;
-    unsigned += b;
-    signed += b >= 0x80 ? b - 256 : b;
-  }
+  let unsigned = 8 * 0x20; // the checksum field itself counts as spaces
+  for (let i = off; i < off + 148; i += 1) unsigned += block[i]!;
+  for (let i = off + 156; i < off + BLOCK_SIZE; i += 1) unsigned += block[i]!;
+  if (stored === unsigned) return true;
   // Some historic tars summed signed chars; accept both like GNU tar does.
-  return stored === unsigned || stored === signed;
+  let high = 0;
+  for (let i = off; i < off + BLOCK_SIZE; i += 1) if ((i < off + 148 || i >= off + 156) && block[i]! >= 0x80) high += 1;
+  return stored === unsigned - 256 * high;
 }
 
 /** Names the compression when the bytes start with a gzip, zstd, xz or bzip2 magic number. */

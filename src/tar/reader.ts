@@ -8,7 +8,7 @@ import type { Timestamp } from "../tree/types.ts";
 import { bytesToName } from "../tree/names.ts";
 import { TarError } from "./errors.ts";
 import { BLOCK_SIZE, compressionOf, isZeroBlock, parseHeader, type RawHeader } from "./headers.ts";
-import { interpretPax, parsePaxRecords, type PaxRecords } from "./pax.ts";
+import { interpretPax, parsePaxRecords, type PaxOverrides, type PaxRecords } from "./pax.ts";
 import { ZeroBlockScanner } from "./zeros.ts";
 
 export type TarEntryType = "file" | "hardlink" | "symlink" | "chardev" | "blockdev" | "dir" | "fifo";
@@ -64,6 +64,9 @@ const TYPES: Record<string, TarEntryType> = {
   D: "dir", // GNU dumpdir (incremental): a directory whose data lists its contents
 };
 
+/** What no PAX records say; shared, so never modified (entries' xattrs are copied into nodes). */
+const NO_PAX: PaxOverrides = { xattrs: new Map(), sparse: false };
+
 /** Types whose size field never describes following data (POSIX: 3, 4, 6; symlinks too, like libarchive). */
 const NO_DATA = new Set(["2", "3", "4", "6"]);
 
@@ -72,6 +75,8 @@ export class TarParser {
   private readonly detectZeros: boolean;
   private readonly maxExtensionSize: number;
   private readonly hash = new Bun.CryptoHasher("sha256");
+  private readonly hashBuf = new Uint8Array(64 << 10);
+  private hashFill = 0;
 
   private state: State = "header";
   /** Stream offset of the next byte pushed. */
@@ -197,7 +202,26 @@ export class TarParser {
 
   /** sha256 over all header records so far (call after end()). */
   identity(): Uint8Array {
+    this.drainHash();
     return new Uint8Array(this.hash.digest());
+  }
+
+  /** Adds header bytes to the identity hash, through a buffer: one native call per 64 KiB, not per header. */
+  private hashRecord(bytes: Uint8Array, off: number, len: number): void {
+    if (this.hashFill + len > this.hashBuf.length) {
+      this.drainHash();
+      if (len > this.hashBuf.length) {
+        this.hash.update(bytes.subarray(off, off + len));
+        return;
+      }
+    }
+    this.hashBuf.set(bytes.subarray(off, off + len), this.hashFill);
+    this.hashFill += len;
+  }
+
+  private drainHash(): void {
+    if (this.hashFill > 0) this.hash.update(this.hashBuf.subarray(0, this.hashFill));
+    this.hashFill = 0;
   }
 
   /** Called with `this.pos` already past the header block, which started at `headerOffset`. */
@@ -210,7 +234,7 @@ export class TarParser {
       return;
     }
     const raw = parseHeader(block, off, headerOffset);
-    this.hash.update(block.subarray(off, off + BLOCK_SIZE));
+    this.hashRecord(block, off, BLOCK_SIZE);
     const t = raw.typeflag;
     if (t === "x" || t === "g" || t === "L" || t === "K") {
       this.lastName = raw.name;
@@ -233,7 +257,7 @@ export class TarParser {
     const records: PaxRecords = this.localPax ? new Map([...this.globalPax, ...this.localPax]) : this.globalPax;
     let path = this.longName ?? raw.name;
     const provisional = path;
-    const pax = interpretPax(records, provisional);
+    const pax = records.size === 0 ? NO_PAX : interpretPax(records, provisional);
     if (pax.path !== undefined) path = pax.path;
     const linkname = pax.linkpath ?? this.longLink ?? raw.linkname;
     this.localPax = null;
@@ -310,7 +334,7 @@ export class TarParser {
 
   private finishExtension(): void {
     const payload = this.extBuf;
-    this.hash.update(payload);
+    this.hashRecord(payload, 0, payload.length);
     this.extBuf = new Uint8Array(0);
     const raw = this.extHeader!;
     switch (this.extType) {

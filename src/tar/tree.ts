@@ -48,7 +48,28 @@ export function normalizeTarPath(path: string, entry: string = path): string {
  * The directory that `components` name, starting at `root`. Symlinks on the way are resolved
  * inside the tree. Missing directories are created (implied) when `create`, else null is returned.
  */
-export function resolveDir(root: FsNode, components: readonly string[], create: boolean, entry: string): FsNode | null {
+export function resolveDir(root: FsNode, components: readonly string[], create: boolean, entry: string, count = components.length): FsNode | null {
+  // Fast path: plain names through directories only (what nearly every entry has).
+  let dir = root;
+  let i = 0;
+  for (; i < count; i++) {
+    const c = components[i]!;
+    if (c === "" || c === "." || c === "..") break;
+    let child = dir.children!.get(c);
+    if (child === undefined) {
+      if (!create) return null;
+      child = newDir();
+      dir.children!.set(c, child);
+    }
+    if (child.kind !== "dir") break;
+    dir = child;
+  }
+  if (i === count) return dir;
+  return resolveDirSlowly(root, count === components.length ? components : components.slice(0, count), create, entry);
+}
+
+/** resolveDir's general case: symlinks on the way, "." and "..". */
+function resolveDirSlowly(root: FsNode, components: readonly string[], create: boolean, entry: string): FsNode | null {
   const stack: FsNode[] = [root];
   const work = [...components].reverse();
   let hops = 0;
@@ -105,15 +126,15 @@ export function nodeFromEntry(e: TarEntry, source: number): FsNode {
     uid: checkId(e.uid, "uid", e.path),
     gid: checkId(e.gid, "gid", e.path),
     mtime: copyTime(e.mtime),
-    atime: copyTime(e.atime),
-    ctime: copyTime(e.ctime),
-    xattrs: new Map(e.xattrs),
+    atime: e.atime === e.mtime ? copyTime(e.mtime) : copyTime(e.atime),
+    ctime: e.ctime === e.mtime ? copyTime(e.mtime) : copyTime(e.ctime),
+    xattrs: e.xattrs.size === 0 ? new Map() : new Map(e.xattrs),
   };
   switch (e.type) {
     case "file": {
-      const node = newNode("file", { ...fields, size: e.size });
-      if (e.size > 0) node.data = e.runs ? { source, offset: e.dataOffset, runs: e.runs } : { source, offset: e.dataOffset };
-      return node;
+      fields.size = e.size;
+      if (e.size > 0) fields.data = e.runs ? { source, offset: e.dataOffset, runs: e.runs } : { source, offset: e.dataOffset };
+      return newNode("file", fields);
     }
     case "dir":
       return newNode("dir", fields);
@@ -183,12 +204,12 @@ export class RootfsBuilder {
         throw new TarError(e.path, `hardlink target "${displayName(e.linkname)}" does not exist (it must appear earlier in the archive)`);
       }
       if (target.kind === "dir") throw new TarError(e.path, `hardlink target "${displayName(e.linkname)}" is a directory`);
-      const parent = resolveDir(this.root, comps.slice(0, -1), true, e.path)!;
+      const parent = resolveDir(this.root, comps, true, e.path, comps.length - 1)!;
       placeNode(parent, name, target);
       return;
     }
     const node = nodeFromEntry(e, this.source);
-    const parent = resolveDir(this.root, comps.slice(0, -1), true, e.path)!;
+    const parent = resolveDir(this.root, comps, true, e.path, comps.length - 1)!;
     placeNode(parent, name, node);
   }
 }

@@ -41,14 +41,29 @@ export class ZeroBlockScanner {
       this.closeBlocks(this.blockZero, 1);
       this.blockFill = 0;
     }
-    const full = Math.floor((end - p) / ZERO_BLOCK_SIZE);
-    if (full > 0) {
-      const fullEnd = p + full * ZERO_BLOCK_SIZE;
-      if (isZeroRange(buf, p, fullEnd)) {
-        this.closeBlocks(true, full);
-        p = fullEnd;
+    const fullEnd = p + Math.floor((end - p) / ZERO_BLOCK_SIZE) * ZERO_BLOCK_SIZE;
+    let stride = 1; // blocks to test at once for zeros: doubles along a zero run, halves at its end
+    while (p < fullEnd) {
+      // Data blocks almost always have a non-zero byte at one of these spots: settle those
+      // without a call, and count a run of them at once.
+      let q = p;
+      while (q < fullEnd && (buf[q] !== 0 || buf[q + 4095] !== 0 || buf[q + 2048] !== 0)) q += ZERO_BLOCK_SIZE;
+      if (q > p) {
+        this.closeBlocks(false, (q - p) / ZERO_BLOCK_SIZE);
+        p = q;
+        stride = 1;
+        continue;
+      }
+      const n = Math.min(stride, (fullEnd - p) / ZERO_BLOCK_SIZE);
+      if (isZeroRange(buf, p, p + n * ZERO_BLOCK_SIZE)) {
+        this.closeBlocks(true, n);
+        p += n * ZERO_BLOCK_SIZE;
+        stride = n * 2;
+      } else if (n === 1) {
+        this.closeBlocks(false, 1);
+        p += ZERO_BLOCK_SIZE;
       } else {
-        for (; p < fullEnd; p += ZERO_BLOCK_SIZE) this.closeBlocks(isZeroRange(buf, p, p + ZERO_BLOCK_SIZE), 1);
+        stride = n >> 1;
       }
     }
     if (p < end) {
