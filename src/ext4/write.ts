@@ -9,7 +9,7 @@
 // unavailable) and put in place of `out` atomically only when complete: a failure, or even a
 // killed process, leaves nothing behind.
 import { ftruncateSync } from "node:fs";
-import { predictionGeometry, StreamedFileData } from "./streamed-data.ts";
+import { LARGE_EXTENT_BYTES, predictionGeometry, StreamedFileData } from "./streamed-data.ts";
 import { displayName, nameToBytes, type ByteSource, type FsNode } from "../tree/index.ts";
 import * as C from "./constants.ts";
 import { buildDirectory } from "./htree.ts";
@@ -53,8 +53,6 @@ export interface StreamedDataReport {
 const BS = C.BLOCK_SIZE;
 const CHUNK_BLOCKS = 256;
 
-/** Extents at least this long are copied on the main thread after phase 2 (see startFileData). */
-const LARGE_EXTENT_BYTES = 4 << 20;
 
 interface FileDataCopy {
   /** Copies the large extents on this thread, then waits for the workers. */
@@ -465,7 +463,10 @@ export class Ext4ImageWriter {
     timing?.("inodes: content, extent trees, tables (file data copying meanwhile)", t0);
     t0 = performance.now();
     await this.fileCopy.finish();
-    if (streamedSource >= 0) await streamed!.finish();
+    if (streamedSource >= 0) {
+      copyLargeExtents(sources[streamedSource]!, fd, streamed!.large);
+      await streamed!.finish();
+    }
     timing?.("rest of the file data", t0);
     t0 = performance.now();
 

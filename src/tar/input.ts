@@ -1,8 +1,7 @@
 // Feeding a TarParser: one sequential pass in large chunks over a file, or over a stream
 // (standard input) while spooling it to a sparse file at the same offsets.
 
-import { fstatSync, readSync, writeSync, ftruncateSync } from "node:fs";
-import { mapReadOnly } from "../io/mmap.ts";
+import { readSync, writeSync, ftruncateSync } from "node:fs";
 import { TarError } from "./errors.ts";
 import type { TarParser } from "./reader.ts";
 import { isZeroRange, ZERO_BLOCK_SIZE } from "./zeros.ts";
@@ -10,36 +9,12 @@ import { isZeroRange, ZERO_BLOCK_SIZE } from "./zeros.ts";
 /** Read size; a multiple of 4096 so spool blocks stay aligned with stream blocks. */
 export const CHUNK_SIZE = 4 << 20;
 
-/** Bytes of a regular file mapped at a time (see parseTarFd). */
-const MAP_WINDOW = 16 << 20;
-
 /**
  * Reads the tar in `fd` from offset 0 to its end (or its end marker) through `parser`, then
- * calls parser.end(). A regular file is mapped window by window (no copy into JavaScript
- * memory; at most one window resident on our account); anything else is read in chunks.
+ * calls parser.end(). (Mapping the file instead measured ~10 ms faster on the Debian rootfs but
+ * made the copy after it half as fast on an 8 GiB tar, so plain reads it is.)
  */
 export function parseTarFd(fd: number, parser: TarParser, chunkSize = CHUNK_SIZE, onChunk?: () => void): void {
-  const stat = fstatSync(fd);
-  if (stat.isFile()) {
-    let pos = 0;
-    while (!parser.ended && pos < stat.size) {
-      const window = mapReadOnly(fd, pos, Math.min(MAP_WINDOW, stat.size - pos));
-      if (!window) break; // mapping refused: read the rest
-      try {
-        parser.push(window.bytes);
-      } finally {
-        window.unmap(); // the parser keeps no reference to what it was given
-      }
-      onChunk?.();
-      pos += window.bytes.length;
-    }
-    if (parser.ended || pos >= stat.size) {
-      parser.end();
-      return;
-    }
-    readFrom(fd, parser, pos, chunkSize, onChunk);
-    return;
-  }
   readFrom(fd, parser, 0, chunkSize, onChunk);
 }
 

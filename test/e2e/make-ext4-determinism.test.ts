@@ -95,18 +95,6 @@ test("the read/write fallback (copy_file_range refused) writes the same image as
   expect(differingOffsets(kernel, fallback)).toEqual([]);
 }, 60_000);
 
-test("reading the tar without mmap (plain reads) writes the same image", async () => {
-  const tar = join(work, "varied5.tar");
-  writeFileSync(tar, variedTar());
-  const mapped = join(work, "mapped.img");
-  const read = join(work, "read.img");
-  await makeExt4Ok(["--rootfs-tar", tar, "--out", mapped, "--size", "256M"]);
-  await makeExt4Ok(["--rootfs-tar", tar, "--out", read, "--size", "256M"], {
-    env: { ...process.env, BANGER_NO_MMAP: "1" } as Record<string, string>,
-  });
-  expect(differingOffsets(mapped, read)).toEqual([]);
-}, 60_000);
-
 test("without O_TMPFILE (named temp file fallback) the image is the same and no temp file stays", async () => {
   const tar = join(work, "varied4.tar");
   writeFileSync(tar, variedTar());

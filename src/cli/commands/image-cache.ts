@@ -1,7 +1,6 @@
 import { existsSync } from "node:fs";
 import { parseArgs, option, UsageError } from "../args.ts";
 import type { Command } from "../command.ts";
-import { BlobCache, defaultCacheDir } from "../../oci/index.ts";
 
 const options = [
   { name: "cache-dir", value: true, description: "blob cache to prune (default $XDG_CACHE_HOME/banger/oci)" },
@@ -21,6 +20,7 @@ export const imageCachePruneCommand: Command = {
   async run(argv) {
     const args = parseArgs(argv, options);
     if (args.positionals.length > 0) throw new UsageError(`unexpected argument "${args.positionals[0]}"`);
+    const { BlobCache, defaultCacheDir } = await import("../../oci/index.ts"); // see make-ext4.ts
     const cache = new BlobCache(option(args, "cache-dir") ?? defaultCacheDir());
     const dryRun = args.flags.has("dry-run");
     if (!existsSync(cache.root)) {

@@ -1,8 +1,7 @@
 import { parseArgs, option, parseSize, UsageError } from "../args.ts";
 import type { Command } from "../command.ts";
 import { statSync } from "node:fs";
-import { loadRootfsTar, type LoadedRootfs } from "../../tar/index.ts";
-import { Ext4ImageWriter } from "../../ext4/index.ts";
+import type { LoadedRootfs } from "../../tar/index.ts";
 
 const options = [
   { name: "rootfs-tar", value: true, required: true, description: "rootfs tar to convert (PAX/GNU/ustar); - reads standard input" },
@@ -27,6 +26,8 @@ export const makeExt4Command: Command = {
     const size = sizeText === undefined ? undefined : parseSize(sizeText);
     // The image file exists (unnamed) before the tar is read, so each file's data is copied
     // into it as soon as the tar has gone past it, overlapping the read and the planning.
+    // Loaded here, not at the top: `banger` starts every command, and each pays only for its own modules.
+    const [{ loadRootfsTar }, { Ext4ImageWriter }] = await Promise.all([import("../../tar/index.ts"), import("../../ext4/index.ts")]);
     const writer = Ext4ImageWriter.open({
       out,
       size,
