@@ -1,13 +1,15 @@
 // Executes a layout plan into an image file. The phases, in order:
-//   1. file data, copied from each source in offset order: small extents in the kernel on a
-//      worker thread overlapping phase 2, large extents in the kernel after it;
+//   0. (Ext4ImageWriter.streamFile, before the plan) file data copied while the input is read,
+//      kept only if the plan places it as predicted (streamed-data.ts);
+//   1. the rest of the file data, copied from each source in offset order: small extents in the
+//      kernel on a worker thread overlapping phase 2, large extents in the kernel after it;
 //   2. inodes in number order: directory and symlink blocks, extent tree blocks, the inode
 //      table records (one group's table at a time), then shared xattr blocks and the journal;
 //   3. bitmaps, then group descriptors (and their backups);
 //   4. the superblock (and its backups) last, since it sums up everything before it.
 // The image is built in a file without a name (O_TMPFILE; a named temp file where that is
-// unavailable) and put in place of `out` atomically only when complete: a failure, or even a
-// killed process, leaves nothing behind.
+// unavailable), fsynced, and put in place of `out` atomically only when complete: a failure,
+// or even a killed process, leaves nothing behind.
 import { ftruncateSync } from "node:fs";
 import { LARGE_EXTENT_BYTES, predictionGeometry, StreamedFileData } from "./streamed-data.ts";
 import { displayName, nameToBytes, type ByteSource, type FsNode } from "../tree/index.ts";
