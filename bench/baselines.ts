@@ -29,14 +29,14 @@ const MKFS_D = `"${MKFS}" -q -F \${MKFS_N:+-N "$MKFS_N"} -d`;
 
 export const banger: Tool = {
   name: "banger",
-  description: "`banger internal make-ext4 --rootfs-tar TAR --out IMG --size SIZE`",
-  script: `set -e; cd "$REPO"; "$BUN" src/cli/main.ts internal make-ext4 --rootfs-tar "$TAR" --out "$OUT" \${SIZE:+--size "$SIZE"}; ${SYNC_OUT}`,
+  description: "`bun run banger internal make-ext4 --rootfs-tar TAR --out IMG --size SIZE`",
+  script: `set -e; cd "$REPO"; "$BUN" run --silent banger internal make-ext4 --rootfs-tar "$TAR" --out "$OUT" \${SIZE:+--size "$SIZE"}; ${SYNC_OUT}`,
 };
 
 export const bangerStdin: Tool = {
   name: "banger",
-  description: "`GEN | banger internal make-ext4 --rootfs-tar - --out IMG`",
-  script: `set -e; cd "$REPO"; "$BUN" src/cli/main.ts internal make-ext4 --rootfs-tar - --out "$OUT" \${SIZE:+--size "$SIZE"}; ${SYNC_OUT}`,
+  description: "`GEN | bun run banger internal make-ext4 --rootfs-tar - --out IMG`",
+  script: `set -e; cd "$REPO"; "$BUN" run --silent banger internal make-ext4 --rootfs-tar - --out "$OUT" \${SIZE:+--size "$SIZE"}; ${SYNC_OUT}`,
   stdin: true,
 };
 
