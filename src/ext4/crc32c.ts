@@ -17,11 +17,34 @@ for (let i = 0; i < 256; i++) {
   }
 }
 
+const LITTLE_ENDIAN = new Uint8Array(Uint32Array.of(1).buffer)[0] === 1;
+
 /** Continues a raw CRC32C over `data[start, end)`. */
 export function crc32c(crc: number, data: Uint8Array, start = 0, end = data.length): number {
   let c = crc >>> 0;
   let i = start;
   const t = TABLES;
+  const at = data.byteOffset + start;
+  if (LITTLE_ENDIAN && (at & 3) === 0 && end - start >= 64) {
+    // Whole words at once: two loads per 8 bytes instead of eight (inodes, directory and
+    // bitmap blocks are all 4-byte aligned).
+    const words = new Uint32Array(data.buffer, at, (end - start) >>> 2);
+    const n = words.length & ~1;
+    for (let w = 0; w < n; w += 2) {
+      const lo = c ^ words[w]!;
+      const hi = words[w + 1]!;
+      c =
+        t[7 * 256 + (lo & 0xff)]! ^
+        t[6 * 256 + ((lo >>> 8) & 0xff)]! ^
+        t[5 * 256 + ((lo >>> 16) & 0xff)]! ^
+        t[4 * 256 + (lo >>> 24)]! ^
+        t[3 * 256 + (hi & 0xff)]! ^
+        t[2 * 256 + ((hi >>> 8) & 0xff)]! ^
+        t[1 * 256 + ((hi >>> 16) & 0xff)]! ^
+        t[hi >>> 24]!;
+    }
+    i = start + n * 4;
+  }
   while (end - i >= 8) {
     const lo = c ^ (data[i]! | (data[i + 1]! << 8) | (data[i + 2]! << 16) | (data[i + 3]! << 24));
     c =

@@ -1,6 +1,7 @@
 // Header checksums and fields: unsigned sums (POSIX), signed sums (historic tars), corruption,
 // and names with bytes >= 0x80 kept as byte strings.
 import { expect, test } from "bun:test";
+import fc from "fast-check";
 import { fieldString, parseHeader, verifyChecksum } from "../../src/tar/headers.ts";
 import { TarError } from "../../src/tar/errors.ts";
 import { checksumOf, header } from "../helpers/tarwriter.ts";
@@ -42,4 +43,24 @@ test("headers at any 512-byte offset of a larger buffer", () => {
   buf.set(header({ name: "a", size: 5 }), 512);
   expect(verifyChecksum(buf, 512)).toBe(true);
   expect(parseHeader(buf, 512, 512)).toMatchObject({ name: "a", size: 5 });
+});
+
+test("checksum: arbitrary blocks at any byte alignment agree with a byte-by-byte sum (word and byte paths)", () => {
+  fc.assert(
+    fc.property(fc.uint8Array({ minLength: 512, maxLength: 512 }), fc.nat({ max: 7 }), fc.boolean(), (bytes, shift, valid) => {
+      const block = Uint8Array.from(bytes);
+      const sum = checksumOf(block);
+      // Write a checksum that is either right or off by one, as 6 octal digits + NUL + space.
+      const digits = (valid ? sum : sum + 1).toString(8).padStart(6, "0");
+      for (let i = 0; i < 6; i++) block[148 + i] = digits.charCodeAt(i);
+      block[154] = 0;
+      block[155] = 0x20;
+      const expected = valid || signedChecksumOf(block) === sum + 1;
+      const backing = new Uint8Array(512 + 8);
+      backing.set(block, shift);
+      expect(verifyChecksum(backing, shift)).toBe(expected);
+      expect(verifyChecksum(backing.subarray(shift, shift + 512))).toBe(expected);
+    }),
+    { numRuns: 500 },
+  );
 });
