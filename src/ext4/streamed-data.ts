@@ -17,11 +17,14 @@ import { CopyStream } from "../io/copy-stream.ts";
 const BS = C.BLOCK_SIZE;
 
 /**
- * Extents at least this long are not copied on the worker but by the caller on its own thread
- * once the metadata is written: bulk copies measured much slower from a Bun worker
- * (8 GiB: 45 s streamed from the worker, 15 s on the main thread).
+ * Extents at least this long, once LARGE_BYTES_STREAMED of them have been handed to the worker,
+ * are copied by the caller on its own thread after the metadata: bulk copies measured much
+ * slower from a Bun worker while the main thread reads the same bulk (8 GiB: 45 s streamed
+ * from the worker, 15 s on the main thread). A rootfs's few large files (Debian: 9 MiB) are
+ * still streamed, so the caller has none left to copy.
  */
 export const LARGE_EXTENT_BYTES = 4 << 20;
+export const LARGE_BYTES_STREAMED = 64 << 20;
 /** Descriptors per descriptor-table block; the table's size is what data placement depends on. */
 const GROUPS_PER_GDT_BLOCK = C.BLOCK_SIZE / C.DESC_SIZE;
 
@@ -83,6 +86,8 @@ export class StreamedFileData {
   bytes = 0;
   /** Large extents left for the caller to copy: flat [srcOffset, dstOffset, length, ...]. */
   readonly large: number[] = [];
+  /** Bytes of large extents seen so far (the first LARGE_BYTES_STREAMED go to the worker). */
+  private largeStreamed = 0;
 
   constructor(
     readonly source: ByteSource,
@@ -113,7 +118,7 @@ export class StreamedFileData {
     for (let i = 0; i < extents.length; i += 3) {
       const fileOffset = extents[i]! * BS;
       const length = Math.min(extents[i + 2]! * BS, size - fileOffset);
-      if (length >= LARGE_EXTENT_BYTES) this.large.push(offset + fileOffset, extents[i + 1]! * BS, length);
+      if (length >= LARGE_EXTENT_BYTES && (this.largeStreamed += length) > LARGE_BYTES_STREAMED) this.large.push(offset + fileOffset, extents[i + 1]! * BS, length);
       else this.copies.add(offset + fileOffset, extents[i + 1]! * BS, length);
       this.bytes += length;
     }

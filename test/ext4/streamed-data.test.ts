@@ -7,6 +7,7 @@ import { rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Ext4ImageWriter, writeExt4Image, type WriteStats } from "../../src/ext4/index.ts";
 import { loadRootfsTar } from "../../src/tar/index.ts";
+import { LARGE_BYTES_STREAMED, LARGE_EXTENT_BYTES } from "../../src/ext4/streamed-data.ts";
 import { testWith } from "../helpers/env.ts";
 import { differingOffsets, e2fsckClean, scratchDir } from "../helpers/oracles.ts";
 import { TarBuilder } from "../helpers/tarwriter.ts";
@@ -100,3 +101,17 @@ test("a wrong size guess (another descriptor table size): discarded, and the ima
   expect(stats.streamed!.discardedBecause).toContain("descriptor blocks");
   expect(differingOffsets(a, b)).toEqual([]);
 }, 60_000);
+
+test("large extents past the worker's budget are copied by the caller after the metadata: still the unstreamed image", async () => {
+  const tar = join(work, "many-large.tar");
+  const count = Math.ceil(LARGE_BYTES_STREAMED / LARGE_EXTENT_BYTES) + 2;
+  writeFileSync(tar, mixedTar((t) => {
+    for (let i = 0; i < count; i++) t.file(`big/${i}`, bytes(LARGE_EXTENT_BYTES + 4096 * i + 5, 1000 + i));
+  }));
+  const a = join(work, "many-large-streamed.img");
+  const b = join(work, "many-large-unstreamed.img");
+  const stats = await streamed(tar, a, { size: 256 << 20 });
+  await unstreamed(tar, b, { size: 256 << 20 });
+  expect(stats.streamed).toMatchObject({ kept: true, discardedBecause: null });
+  expect(differingOffsets(a, b)).toEqual([]);
+}, 120_000);
