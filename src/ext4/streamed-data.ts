@@ -1,30 +1,26 @@
-// File data copied while the tar is still being read. The plan puts regular files' data first,
-// in source order, right after group 0's descriptors (plan.ts), so where each file goes depends
-// only on the files before it and on the descriptor table's size. This predictor follows the
-// same rule (placeFileData) as the tar's entries arrive and hands each file's copies to a
-// worker at once; once the plan exists, its placement is checked against the prediction
-// (PlacementDigest) and the copies are kept only when they are identical. Anything the
-// prediction could not know (a later entry replacing a file, a different descriptor table
-// size, data beyond the guessed size) makes the writer discard them and copy again.
+// File data written into the image while the tar is still being read. The plan puts regular
+// files' data first, in source order, right after group 0's descriptors (plan.ts), each file's
+// non-zero blocks allocated in order from one cursor (placeFileData). So where each block goes
+// follows from the files before it and from the descriptor table's size alone, and can be
+// decided as the block goes by: StreamedFileData sees each file's bytes as the tar parser does
+// (it is the parser's TarFileDataSink), finds its all-zero 4 KiB blocks, allocates the others
+// by the same rule and copies them into the image through a StagedBlockWriter. No byte of the
+// tar is read twice. Once the plan exists, its placement is checked against this one (a digest
+// of both) and the writes are kept only when they are identical; anything this could not know
+// (a later entry replacing a file, a different descriptor table size, data beyond the guessed
+// size) makes the writer discard them and copy again.
 import type { ByteSource } from "../tree/index.ts";
+import type { TarFileDataSink } from "../tar/reader.ts";
+import { isZeroRange } from "../tar/zeros.ts";
 import { BlockAllocator, OutOfSpaceError } from "./allocator.ts";
 import * as C from "./constants.ts";
-import type { ExtentList } from "./extents.ts";
+import { appendExtents, type ExtentList } from "./extents.ts";
 import type { Geometry } from "./geometry.ts";
-import { placeFileData, type PlannedInode } from "./plan.ts";
-import { CopyStream } from "../io/copy-stream.ts";
+import type { PlannedInode } from "./plan.ts";
+import { StagedBlockWriter, type StagedWriteStats } from "../io/staged-writer.ts";
 
 const BS = C.BLOCK_SIZE;
 
-/**
- * Extents at least this long, once LARGE_BYTES_STREAMED of them have been handed to the worker,
- * are copied by the caller on its own thread after the metadata: bulk copies measured much
- * slower from a Bun worker while the main thread reads the same bulk (8 GiB: 45 s streamed
- * from the worker, 15 s on the main thread). A rootfs's few large files (Debian: 9 MiB) are
- * still streamed, so the caller has none left to copy.
- */
-export const LARGE_EXTENT_BYTES = 4 << 20;
-export const LARGE_BYTES_STREAMED = 64 << 20;
 /** Descriptors per descriptor-table block; the table's size is what data placement depends on. */
 const GROUPS_PER_GDT_BLOCK = C.BLOCK_SIZE / C.DESC_SIZE;
 
@@ -76,57 +72,149 @@ export function predictionGeometry(likelyBlocks: number): Geometry {
   };
 }
 
-export class StreamedFileData {
+/** True when the 4 KiB block at `at` is all zero; most data blocks are settled by three sampled bytes. */
+function zeroBlock(buf: Uint8Array, at: number): boolean {
+  if (buf[at] !== 0 || buf[at + BS - 1] !== 0 || buf[at + (BS >> 1)] !== 0) return false;
+  return isZeroRange(buf, at, at + BS);
+}
+
+export class StreamedFileData implements TarFileDataSink {
   private alloc: BlockAllocator | null;
   private readonly digest = new PlacementDigest();
-  private readonly copies: CopyStream;
+  private readonly writer: StagedBlockWriter;
   /** Why the prediction was abandoned, if it was. */
   failure: string | null = null;
-  /** Bytes handed to the copier, or left for the caller (large). */
+  /** File bytes written. */
   bytes = 0;
-  /** Large extents left for the caller to copy: flat [srcOffset, dstOffset, length, ...]. */
-  readonly large: number[] = [];
-  /** Bytes of large extents seen so far (the first LARGE_BYTES_STREAMED go to the worker). */
-  private largeStreamed = 0;
+
+  // The file being read.
+  private offset = 0;
+  private size = 0;
+  /** Bytes of it seen so far. */
+  private seen = 0;
+  private extents: ExtentList = [];
+  /** Its non-zero block runs so far, [first, count, ...]. */
+  private runs: number[] = [];
+  private anyZero = false;
+  /** A block cut by the end of a chunk, completed from the next one. */
+  private readonly carry = new Uint8Array(BS);
+  private carryFill = 0;
+  private readonly physical: number[] = [];
 
   constructor(
     readonly source: ByteSource,
-    sourceFd: number,
     outFd: number,
     geometry: Geometry,
   ) {
     this.alloc = new BlockAllocator(geometry);
-    this.copies = new CopyStream(sourceFd, outFd, BS);
-    this.copies.warmUp();
+    this.writer = new StagedBlockWriter(outFd, BS);
   }
 
-  /** A regular file of `size` bytes at `offset` in the source; `runs` its non-zero 4 KiB block runs when it has zero blocks. */
-  file(offset: number, size: number, runs: Uint32Array | undefined): void {
+  begin(dataOffset: number, size: number): void {
+    this.offset = dataOffset;
+    this.size = size;
+    this.seen = 0;
+    this.extents = [];
+    this.runs = [];
+    this.anyZero = false;
+    this.carryFill = 0;
+  }
+
+  data(buf: Uint8Array, start: number, end: number): void {
+    let p = start;
+    if (this.carryFill > 0) {
+      const take = Math.min(BS - this.carryFill, end - p);
+      this.carry.set(buf.subarray(p, p + take), this.carryFill);
+      this.carryFill += take;
+      p += take;
+      this.seen += take;
+      if (this.carryFill < BS && this.seen < this.size) return;
+      this.blocks(this.carry, 0, this.carryFill, (this.seen - this.carryFill) / BS);
+      this.carryFill = 0;
+    }
+    if (p === end) return;
+    const firstBlock = this.seen / BS;
+    const fileEnds = this.seen + (end - p) === this.size;
+    // Whole blocks, plus the file's last partial block when the file ends in this chunk.
+    const whole = Math.floor((end - p) / BS) * BS;
+    const upTo = fileEnds ? end : p + whole;
+    if (upTo > p) this.blocks(buf, p, upTo, firstBlock);
+    if (upTo < end) {
+      this.carry.set(buf.subarray(upTo, end), 0);
+      this.carryFill = end - upTo;
+    }
+    this.seen += end - p;
+  }
+
+  /**
+   * Bytes `buf[from, to)`, the file's blocks from `firstBlock` on (whole blocks, except that the
+   * last may be the file's short last block): finds the zero ones and places the others.
+   */
+  private blocks(buf: Uint8Array, from: number, to: number, firstBlock: number): void {
+    let runStart = -1;
+    let q = from;
+    let stride = 1; // zero blocks tested at once: doubles along a zero run (long holes cost little)
+    while (q < to) {
+      const len = Math.min(BS, to - q);
+      if (runStart < 0 && len === BS && stride > 1) {
+        const n = Math.min(stride, Math.floor((to - q) / BS));
+        if (n > 1 && isZeroRange(buf, q, q + n * BS)) {
+          this.anyZero = true;
+          q += n * BS;
+          stride = n * 2;
+          continue;
+        }
+        stride = 1;
+      }
+      const zero = len === BS ? zeroBlock(buf, q) : isZeroRange(buf, q, q + len);
+      if (zero) {
+        this.anyZero = true;
+        if (runStart >= 0) {
+          this.place(buf, runStart, q, firstBlock + (runStart - from) / BS);
+          runStart = -1;
+        }
+        stride = 2;
+      } else if (runStart < 0) {
+        runStart = q;
+        stride = 1;
+      }
+      q += len;
+    }
+    if (runStart >= 0) this.place(buf, runStart, to, firstBlock + (runStart - from) / BS);
+  }
+
+  /** Allocates and writes the non-zero blocks `buf[from, to)`, which are the file's blocks from `logical` on. */
+  private place(buf: Uint8Array, from: number, to: number, logical: number): void {
+    const count = Math.ceil((to - from) / BS);
+    const runs = this.runs;
+    const n = runs.length;
+    if (n > 0 && runs[n - 2]! + runs[n - 1]! === logical) runs[n - 1] = runs[n - 1]! + count;
+    else runs.push(logical, count);
     const alloc = this.alloc;
-    if (!alloc || size <= 0) return;
-    const logical: ArrayLike<number> = runs ?? [0, Math.ceil(size / BS)];
-    if (logical.length === 0) return;
-    const extents: ExtentList = [];
+    if (!alloc) return;
+    const physical = this.physical;
+    physical.length = 0;
     try {
-      placeFileData(alloc, logical, extents);
+      alloc.runs(count, "file data", physical);
     } catch (err) {
       if (!(err instanceof OutOfSpaceError)) throw err;
-      this.abandon(`the data outgrew the ${(alloc.geometry.blocksCount * BS / 2 ** 30).toFixed(0)} GiB the prediction assumed`);
+      this.abandon(`the data outgrew the ${((alloc.geometry.blocksCount * BS) / 2 ** 30).toFixed(0)} GiB the prediction assumed`);
       return;
     }
-    this.digest.add(offset, extents);
-    for (let i = 0; i < extents.length; i += 3) {
-      const fileOffset = extents[i]! * BS;
-      const length = Math.min(extents[i + 2]! * BS, size - fileOffset);
-      if (length >= LARGE_EXTENT_BYTES && (this.largeStreamed += length) > LARGE_BYTES_STREAMED) this.large.push(offset + fileOffset, extents[i + 1]! * BS, length);
-      else this.copies.add(offset + fileOffset, extents[i + 1]! * BS, length);
-      this.bytes += length;
+    appendExtents(this.extents, logical, physical);
+    let at = from;
+    for (let i = 0; i < physical.length; i += 2) {
+      const until = Math.min(to, at + physical[i + 1]! * BS);
+      this.writer.put(physical[i]!, buf, at, until);
+      at = until;
     }
+    this.bytes += to - from;
   }
 
-  /** Hands queued copies to the worker (call now and then, e.g. after each chunk of input). */
-  flush(): void {
-    if (this.alloc) this.copies.flush();
+  end(): Uint32Array | undefined {
+    if (this.carryFill > 0 || this.seen !== this.size) throw new Error(`internal: file data at ${this.offset} ended after ${this.seen} of ${this.size} bytes`);
+    if (this.alloc && this.extents.length > 0) this.digest.add(this.offset, this.extents);
+    return this.anyZero ? Uint32Array.from(this.runs) : undefined;
   }
 
   abandon(why: string): void {
@@ -136,7 +224,7 @@ export class StreamedFileData {
 
   /**
    * True when `dataOrder`'s files from `sourceIndex` (which come first) were placed exactly
-   * as predicted, so the copies made are the image's file data.
+   * as predicted, so the blocks written are the image's file data.
    */
   matches(dataOrder: PlannedInode[], sourceIndex: number, geometry: Geometry): boolean {
     if (this.failure !== null) return false;
@@ -162,13 +250,18 @@ export class StreamedFileData {
     return this.digest.count;
   }
 
-  /** Waits for every copy; rejects with the copier's error. */
-  finish(): Promise<void> {
-    return this.copies.finish();
+  /** Milliseconds spent waiting for the disk while reading (see StagedBlockWriter). */
+  get waitedMs(): number {
+    return this.writer.waitedMs;
   }
 
-  /** Stops copying at once (on failure). */
+  /** Waits for every write; rejects with the writer's error. */
+  finish(): Promise<StagedWriteStats> {
+    return this.writer.finish();
+  }
+
+  /** Stops writing at once (on failure). */
   stop(): Promise<void> {
-    return this.copies.stop();
+    return this.writer.stop();
   }
 }

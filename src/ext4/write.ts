@@ -1,6 +1,6 @@
 // Executes a layout plan into an image file. The phases, in order:
-//   0. (Ext4ImageWriter.streamFile, before the plan) file data copied while the input is read,
-//      kept only if the plan places it as predicted (streamed-data.ts);
+//   0. (Ext4ImageWriter.fileDataSink, before the plan) file data written while the input is
+//      read, kept only if the plan places it as predicted (streamed-data.ts);
 //   1. the rest of the file data, copied from each source in offset order: small extents in the
 //      kernel on a worker thread overlapping phase 2, large extents in the kernel after it;
 //   2. inodes in number order: directory and symlink blocks, extent tree blocks, the inode
@@ -11,7 +11,8 @@
 // unavailable), fsynced, and put in place of `out` atomically only when complete: a failure,
 // or even a killed process, leaves nothing behind.
 import { ftruncateSync } from "node:fs";
-import { LARGE_EXTENT_BYTES, predictionGeometry, StreamedFileData } from "./streamed-data.ts";
+import { predictionGeometry, StreamedFileData } from "./streamed-data.ts";
+import type { TarFileDataSink } from "../tar/reader.ts";
 import { displayName, nameToBytes, type ByteSource, type FsNode } from "../tree/index.ts";
 import * as C from "./constants.ts";
 import { buildDirectory } from "./htree.ts";
@@ -39,7 +40,7 @@ export interface WriteStats {
   blocksUsed: number;
   inodesUsed: number;
   uuid: string;
-  /** File data copied while the input was read (Ext4ImageWriter.streamFile), if any. */
+  /** File data written while the input was read (Ext4ImageWriter.fileDataSink), if any. */
   streamed: StreamedDataReport | null;
 }
 
@@ -50,10 +51,15 @@ export interface StreamedDataReport {
   kept: boolean;
   /** Why the copies were discarded (and done again), when they were. */
   discardedBecause: string | null;
+  /** Slot writes that went to the disk directly (O_DIRECT) and through the page cache (0 when discarded). */
+  directWrites: number;
+  bufferedWrites: number;
 }
 
 const BS = C.BLOCK_SIZE;
 const CHUNK_BLOCKS = 256;
+/** Extents at least this long are copied on this thread after phase 2 (see startFileData). */
+const LARGE_EXTENT_BYTES = 4 << 20;
 
 
 interface FileDataCopy {
@@ -371,13 +377,11 @@ export interface ImageWriterOptions extends WriteImageOptions {
 
 /**
  * One image being written: the output exists (without a name) from open() on, so file data
- * can be copied into it while the input is still being read (streamFile), before the plan.
+ * can be written into it while the input is still being read (fileDataSink), before the plan.
  * finish() plans the rest, writes it and publishes the image; discard() drops everything.
  */
 export class Ext4ImageWriter {
   private streamed: StreamedFileData | null = null;
-  /** Set once streamFile decided it cannot stream (a source without a file descriptor). */
-  private streamRefused = false;
   private fileCopy: FileDataCopy | null = null;
 
   private constructor(
@@ -394,30 +398,15 @@ export class Ext4ImageWriter {
   }
 
   /**
-   * A regular file of `size` bytes at `offset` in `source`, as the input is read (in source
-   * order). Its data is copied into the image at once, where the plan will put it; see
-   * streamed-data.ts. Only one source can be streamed; the others are copied after planning.
+   * A sink for the tar parser (loadRootfsTar's fileDataSink): every regular file's data from
+   * `source` is written into the image as it is read, where the plan will put it; see
+   * streamed-data.ts. Only one source can be streamed: null for any other.
    */
-  streamFile(source: ByteSource, offset: number, size: number, runs: Uint32Array | undefined): void {
-    if (this.streamRefused) return;
-    if (!this.streamed) {
-      const fd = source.regularFileFd?.() ?? null;
-      if (fd === null) {
-        this.streamRefused = true;
-        return;
-      }
-      const likelyBytes = this.options.size ?? Math.max(MIN_LIKELY_BYTES, (this.options.likelyDataBytes ?? 0) * 1.25);
-      this.streamed = new StreamedFileData(source, fd, this.output.fd, predictionGeometry(Math.ceil(likelyBytes / BS)));
-    } else if (source !== this.streamed.source) {
-      this.streamed.abandon("file data comes from more than one source");
-      return;
-    }
-    this.streamed.file(offset, size, runs);
-  }
-
-  /** Hands the file data streamed so far to the copier (call after each chunk of input). */
-  flushStream(): void {
-    this.streamed?.flush();
+  fileDataSink(source: ByteSource): TarFileDataSink | null {
+    if (this.streamed) return null;
+    const likelyBytes = this.options.size ?? Math.max(MIN_LIKELY_BYTES, (this.options.likelyDataBytes ?? 0) * 1.25);
+    this.streamed = new StreamedFileData(source, this.output.fd, predictionGeometry(Math.ceil(likelyBytes / BS)));
+    return this.streamed;
   }
 
   async finish(root: FsNode, sources: ByteSource[], identity?: Uint8Array): Promise<WriteStats> {
@@ -451,11 +440,11 @@ export class Ext4ImageWriter {
       }
       if (timing) {
         const what = streamedSource >= 0 ? "kept" : `discarded (${streamed.failure})`;
-        console.error(`file data streamed while reading: ${streamed.files} files, ${(streamed.bytes / 1048576).toFixed(1)} MiB, ${what}`);
+        console.error(`file data streamed while reading: ${streamed.files} files, ${(streamed.bytes / 1048576).toFixed(1)} MiB, ${what}; ${streamed.waitedMs.toFixed(0)} ms waiting for the disk`);
       }
     }
     const streamedReport: StreamedDataReport | null = streamed
-      ? { files: streamed.files, bytes: streamed.bytes, kept: streamedSource >= 0, discardedBecause: streamedSource >= 0 ? null : streamed.failure }
+      ? { files: streamed.files, bytes: streamed.bytes, kept: streamedSource >= 0, discardedBecause: streamedSource >= 0 ? null : streamed.failure, directWrites: 0, bufferedWrites: 0 }
       : null;
 
     ftruncateSync(fd, g.blocksCount * BS);
@@ -466,8 +455,9 @@ export class Ext4ImageWriter {
     t0 = performance.now();
     await this.fileCopy.finish();
     if (streamedSource >= 0) {
-      copyLargeExtents(sources[streamedSource]!, fd, streamed!.large);
-      await streamed!.finish();
+      const writes = await streamed!.finish();
+      streamedReport!.directWrites = writes.direct;
+      streamedReport!.bufferedWrites = writes.buffered;
     }
     timing?.("rest of the file data", t0);
     t0 = performance.now();

@@ -42,6 +42,18 @@ export interface TarEntry {
   runs?: Uint32Array;
 }
 
+/**
+ * Receives regular files' data as it goes by, in place of the parser's own zero-block scan:
+ * begin() with the data's offset and size, data() with consecutive pieces of it (views the
+ * parser does not keep), end() when it is complete, returning its non-zero 4 KiB block runs
+ * when it has all-zero blocks (the entry's `runs`).
+ */
+export interface TarFileDataSink {
+  begin(dataOffset: number, size: number): void;
+  data(chunk: Uint8Array, start: number, end: number): void;
+  end(): Uint32Array | undefined;
+}
+
 export interface TarParserOptions {
   /** Find all-zero 4 KiB blocks of regular files (default true). */
   detectZeros?: boolean;
@@ -86,6 +98,9 @@ export class TarParser {
   private remaining = 0;
   private current: TarEntry | null = null;
   private scanner: ZeroBlockScanner | null = null;
+  private fileData: TarFileDataSink | null = null;
+  /** The current member's data goes to fileData. */
+  private sinking = false;
 
   private extType = "";
   private extBuf = new Uint8Array(0);
@@ -104,6 +119,11 @@ export class TarParser {
     this.onEntry = onEntry;
     this.detectZeros = options.detectZeros ?? true;
     this.maxExtensionSize = options.maxExtensionSize ?? 64 << 20;
+  }
+
+  /** From now on, regular files' data goes to `sink` (which then finds their zero blocks). */
+  useFileDataSink(sink: TarFileDataSink): void {
+    this.fileData = sink;
   }
 
   /** Bytes consumed so far. */
@@ -142,7 +162,8 @@ export class TarParser {
         }
         case "data": {
           const take = Math.min(this.remaining, n - i);
-          if (this.scanner) this.scanner.scan(chunk, i, i + take);
+          if (this.sinking) this.fileData!.data(chunk, i, i + take);
+          else if (this.scanner) this.scanner.scan(chunk, i, i + take);
           i += take;
           this.pos += take;
           this.remaining -= take;
@@ -306,7 +327,10 @@ export class TarParser {
   /** Enters the data state for `size` bytes after the current header, then emits `entry`. */
   private skipMember(size: number, entry: TarEntry | null): void {
     this.current = entry;
-    this.scanner = entry && entry.type === "file" && size > 0 && this.detectZeros ? new ZeroBlockScanner() : null;
+    const file = entry !== null && entry.type === "file" && size > 0;
+    this.sinking = file && this.fileData !== null;
+    this.scanner = file && !this.sinking && this.detectZeros ? new ZeroBlockScanner() : null;
+    if (this.sinking) this.fileData!.begin(entry!.dataOffset, size);
     this.remaining = size;
     if (size === 0) {
       this.finishData();
@@ -320,7 +344,11 @@ export class TarParser {
     // `pos` is where the data ended; members start on 512-byte boundaries.
     const padding = (BLOCK_SIZE - (this.pos % BLOCK_SIZE)) % BLOCK_SIZE;
     if (entry) {
-      if (this.scanner) {
+      if (this.sinking) {
+        const runs = this.fileData!.end();
+        if (runs) entry.runs = runs;
+        this.sinking = false;
+      } else if (this.scanner) {
         const runs = this.scanner.finish();
         if (runs) entry.runs = runs;
       }

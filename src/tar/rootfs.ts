@@ -5,7 +5,7 @@ import { basename, dirname, join, resolve } from "node:path";
 import type { ByteSource, FsNode } from "../tree/types.ts";
 import { TarError } from "./errors.ts";
 import { parseTarFd, spoolAndParse, spoolAndParseFd } from "./input.ts";
-import { TarParser } from "./reader.ts";
+import { TarParser, type TarFileDataSink } from "./reader.ts";
 import { FdByteSource } from "./source.ts";
 import { RootfsBuilder } from "./tree.ts";
 
@@ -23,11 +23,12 @@ export interface LoadOptions {
   /** Standard input is spooled to a hidden file in this path's directory (the output image's). */
   spoolNear: string;
   /**
-   * Called for each regular file with data as soon as its data has been read (and spooled),
-   * in input order: its bytes are at `dataOffset` in `source`, `runs` lists its non-zero
-   * 4 KiB block runs when it has all-zero blocks. Lets a writer copy data before the tree is complete.
+   * Once the tar's byte source exists (before any of it is parsed), may return a sink that then
+   * receives every regular file's data as it goes by and finds its zero blocks (see
+   * TarFileDataSink). Lets a writer place and copy file data while the tar is read, from the
+   * bytes already in memory.
    */
-  onFile?: (source: ByteSource, dataOffset: number, size: number, runs: Uint32Array | undefined) => void;
+  fileDataSink?: (source: ByteSource) => TarFileDataSink | null;
   /** Called after each chunk of input has been parsed. */
   onChunk?: () => void;
 }
@@ -60,15 +61,12 @@ function once(fn: () => void): () => void {
 export async function loadRootfsTar(input: string, opts: LoadOptions): Promise<LoadedRootfs> {
   const builder = new RootfsBuilder(0);
   let source: FdByteSource | null = null;
-  const onFile = opts.onFile;
-  const parser = new TarParser(
-    onFile
-      ? (entry) => {
-          builder.add(entry);
-          if (entry.type === "file" && entry.size > 0) onFile(source!, entry.dataOffset, entry.size, entry.runs);
-        }
-      : (entry) => builder.add(entry),
-  );
+  const parser = new TarParser((entry) => builder.add(entry));
+  const useSource = (s: FdByteSource): FdByteSource => {
+    const sink = opts.fileDataSink?.(s) ?? null;
+    if (sink) parser.useFileDataSink(sink);
+    return s;
+  };
 
   if (input !== "-" || fstatSync(0).isFile()) {
     const fromStdin = input === "-";
@@ -84,6 +82,7 @@ export async function loadRootfsTar(input: string, opts: LoadOptions): Promise<L
     }
     source = new FdByteSource(fd, fromStdin ? "standard input" : input, !fromStdin);
     try {
+      useSource(source);
       if (!fromStdin && !fstatSync(fd).isFile()) throw new TarError(null, `${input} is not a regular file`);
       parseTarFd(fd, parser, undefined, opts.onChunk);
     } catch (e) {
@@ -112,6 +111,7 @@ export async function loadRootfsTar(input: string, opts: LoadOptions): Promise<L
   const spool = new FdByteSource(spoolFd, `spool of standard input (${spoolPath}, unlinked)`);
   source = spool;
   try {
+    useSource(spool);
     const stdin = fstatSync(0);
     if (stdin.isFIFO() || stdin.isSocket()) spoolAndParseFd(0, parser, spoolFd, undefined, opts.onChunk);
     else await spoolAndParse(Bun.stdin.stream(), parser, spoolFd, undefined, opts.onChunk);

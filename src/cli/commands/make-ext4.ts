@@ -24,8 +24,8 @@ export const makeExt4Command: Command = {
     const out = option(args, "out")!;
     const sizeText = option(args, "size");
     const size = sizeText === undefined ? undefined : parseSize(sizeText);
-    // The image file exists (unnamed) before the tar is read, so each file's data is copied
-    // into it as soon as the tar has gone past it, overlapping the read and the planning.
+    // The image file exists (unnamed) before the tar is read, so each file's data is written
+    // into it from the bytes just read, overlapping the read and the planning.
     // Loaded here, not at the top: `banger` starts every command, and each pays only for its own modules.
     const [{ loadRootfsTar }, { Ext4ImageWriter }] = await Promise.all([import("../../tar/index.ts"), import("../../ext4/index.ts")]);
     const writer = Ext4ImageWriter.open({
@@ -42,12 +42,11 @@ export const makeExt4Command: Command = {
       const cpu0 = process.cpuUsage();
       loaded = await loadRootfsTar(input, {
         spoolNear: out,
-        onFile: (source, offset, fileSize, runs) => writer.streamFile(source, offset, fileSize, runs),
-        onChunk: () => writer.flushStream(),
+        fileDataSink: (source) => writer.fileDataSink(source),
       });
       if (process.env.BANGER_TIMING) {
         const cpu = process.cpuUsage(cpu0);
-        console.error(`tar read (file data copying meanwhile): ${(performance.now() - t0).toFixed(0)} ms wall, ${((cpu.user + cpu.system) / 1000).toFixed(0)} ms cpu`);
+        console.error(`tar read (file data written meanwhile): ${(performance.now() - t0).toFixed(0)} ms wall, ${((cpu.user + cpu.system) / 1000).toFixed(0)} ms cpu`);
       }
       const stats = await writer.finish(loaded.root, loaded.sources, loaded.identity);
       console.error(
