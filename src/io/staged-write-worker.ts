@@ -60,7 +60,7 @@ function write(slot: number, block: number, blocks: number): void {
 self.onmessage = (event: MessageEvent<StagedWriteMessage>) => {
   const m = event.data;
   if (m.kind === "start") {
-    slots = m.slots.map((s) => new Uint8Array(s));
+    slots = Array.from({ length: m.slotCount }, (_, i) => new Uint8Array(m.memory, m.skew + i * m.slotBytes, m.slotBytes));
     control = new Int32Array(m.control);
     bufferedFd = m.bufferedFd;
     directFd = m.directFd;
