@@ -5,7 +5,7 @@
 // about a third of the CPU of buffered copies. Where the kernel refuses a direct write, this
 // and every later write go through the ordinary descriptor, with writeback started every
 // WRITEBACK_BYTES so the final fsync finds little left.
-import { writeSync } from "node:fs";
+import { writeAll } from "./block-io.ts";
 import { startWriteback } from "./copy-range.ts";
 import { SLOT_FREE, type StagedWriteMessage, type StagedWriteReply } from "./staged-write-protocol.ts";
 
@@ -24,21 +24,12 @@ let buffered = 0;
 let writebackFrom = -1;
 let writebackTo = 0;
 
-function writeFully(fd: number, data: Uint8Array, position: number): void {
-  let done = 0;
-  while (done < data.length) {
-    const n = writeSync(fd, data, done, data.length - done, position + done);
-    if (n <= 0) throw new Error(`short write at byte ${position + done}`);
-    done += n;
-  }
-}
-
 function write(slot: number, block: number, blocks: number): void {
   const data = slots[slot]!.subarray(0, blocks * blockSize);
   const position = block * blockSize;
   if (directFd !== null) {
     try {
-      writeFully(directFd, data, position);
+      writeAll(directFd, data, position);
       direct++;
       return;
     } catch (err) {
@@ -47,7 +38,7 @@ function write(slot: number, block: number, blocks: number): void {
       directFd = null; // the filesystem takes no direct writes after all: buffered from now on
     }
   }
-  writeFully(bufferedFd, data, position);
+  writeAll(bufferedFd, data, position);
   buffered++;
   if (writebackFrom < 0 || position < writebackFrom) writebackFrom = position;
   writebackTo = Math.max(writebackTo, position + data.length);

@@ -82,7 +82,7 @@ export function spoolAndParseFd(fd: number, parser: TarParser, spoolFd: number, 
       fill += n;
     }
     if (fill > 0 && !parser.ended) {
-      // Spool first: the parser's entries may be copied from the spool as soon as they are reported.
+      // Spool first: once the parser has reported an entry, its data may be read back from the spool.
       writeSkippingZeros(spoolFd, buf, fill, base);
       kept = base + fill;
       parser.push(buf.subarray(0, fill));

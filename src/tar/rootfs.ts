@@ -29,8 +29,6 @@ export interface LoadOptions {
    * bytes already in memory.
    */
   fileDataSink?: (source: ByteSource) => TarFileDataSink | null;
-  /** Called after each chunk of input has been parsed. */
-  onChunk?: () => void;
 }
 
 /** The spool file name for `spoolNear`: `.<basename>.spool-<pid>-<random>` in its directory. */
@@ -84,7 +82,7 @@ export async function loadRootfsTar(input: string, opts: LoadOptions): Promise<L
     try {
       useSource(source);
       if (!fromStdin && !fstatSync(fd).isFile()) throw new TarError(null, `${input} is not a regular file`);
-      parseTarFd(fd, parser, undefined, opts.onChunk);
+      parseTarFd(fd, parser);
     } catch (e) {
       source.close();
       throw e;
@@ -113,8 +111,8 @@ export async function loadRootfsTar(input: string, opts: LoadOptions): Promise<L
   try {
     useSource(spool);
     const stdin = fstatSync(0);
-    if (stdin.isFIFO() || stdin.isSocket()) spoolAndParseFd(0, parser, spoolFd, undefined, opts.onChunk);
-    else await spoolAndParse(Bun.stdin.stream(), parser, spoolFd, undefined, opts.onChunk);
+    if (stdin.isFIFO() || stdin.isSocket()) spoolAndParseFd(0, parser, spoolFd);
+    else await spoolAndParse(Bun.stdin.stream(), parser, spoolFd);
   } catch (e) {
     spool.close();
     throw e;
