@@ -19,23 +19,25 @@ interface Options {
   runs: number;
   quick: boolean;
   out: string;
-  onlyBanger: boolean;
+  /** Only these tools are measured (the others' last results on the same input are carried over); null: all. */
+  tools: string[] | null;
   sync: boolean;
   timeoutS: number | null;
 }
 
-const USAGE = `usage: bun bench/run.ts [--case NAME]... [--runs N] [--quick] [--out FILE] [--only-banger] [--no-sync]
+const USAGE = `usage: bun bench/run.ts [--case NAME]... [--runs N] [--quick] [--out FILE] [--only-banger | --tool NAME...] [--no-sync]
 cases: ${CASES.map((c) => c.name).join(", ")} (default: all)
   --runs N        runs per tool, median reported (default 3; 1 with --quick)
   --quick         small variant of every case, a smoke run in under 2 minutes
   --out FILE      results markdown (default bench/RESULTS.md; bench/out/RESULTS-quick.md with --quick)
-  --only-banger   skip the baselines (for iterating on the writer)
+  --only-banger   skip the baselines (for iterating on the writer); same as --tool banger
+  --tool NAME     measure only this tool (repeatable); the others' previous results on the same input are carried over
   --no-sync       do not fsync outputs at the end of each timed command
   --timeout S     per-measurement time limit in seconds (default: per case, 300 to 2400)
 env: BANGER_FIXTURE_CACHE (inputs, default /var/tmp/banger-fixtures), BANGER_BENCH_WORK (scratch, default /var/tmp/banger-bench)`;
 
 function parseOptions(argv: string[]): Options {
-  const o: Options = { cases: [], runs: NaN, quick: false, out: "", onlyBanger: false, sync: true, timeoutS: null };
+  const o: Options = { cases: [], runs: NaN, quick: false, out: "", tools: null, sync: true, timeoutS: null };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const value = () => {
@@ -47,7 +49,8 @@ function parseOptions(argv: string[]): Options {
     else if (a === "--runs") o.runs = Number(value());
     else if (a === "--quick") o.quick = true;
     else if (a === "--out") o.out = value();
-    else if (a === "--only-banger") o.onlyBanger = true;
+    else if (a === "--only-banger") o.tools = [...(o.tools ?? []), "banger"];
+    else if (a === "--tool") o.tools = [...(o.tools ?? []), value()];
     else if (a === "--no-sync") o.sync = false;
     else if (a === "--timeout") o.timeoutS = Number(value());
     else if (a === "--help" || a === "-h") {
@@ -121,7 +124,7 @@ async function runCase(def: CaseDef, opt: Options): Promise<CaseResult> {
     mkfsInodes: null,
     tools: [],
     measurements: {},
-    skipped: opt.onlyBanger ? [...v.skipped, ...v.tools.filter((t) => t.name !== "banger").map((t) => ({ tool: t.name, why: "--only-banger" }))] : [...v.skipped],
+    skipped: opt.tools ? [...v.skipped, ...v.tools.filter((t) => !opt.tools!.includes(t.name)).map((t) => ({ tool: t.name, why: `not selected (--tool ${opt.tools!.join(", ")})` }))] : [...v.skipped],
     fsck: null,
     zero: null,
     notes: [],
@@ -143,7 +146,7 @@ async function runCase(def: CaseDef, opt: Options): Promise<CaseResult> {
       result.input = { streamBytes: input.size, nonZeroBlocks: input.nonZeroBlocks, entries: 1 };
     }
     if (!v.passSize) delete env.SIZE;
-    const tools: Tool[] = opt.onlyBanger ? v.tools.filter((t) => t.name === "banger") : v.tools;
+    const tools: Tool[] = opt.tools ? v.tools.filter((t) => opt.tools!.includes(t.name)) : v.tools;
     result.tools = tools.map((t) => ({ name: t.name, description: t.description }));
     const tree = join(work, "tree");
     if (tools.some((t) => t.needsTree) && input.kind === "tar") {
@@ -195,26 +198,28 @@ async function runCase(def: CaseDef, opt: Options): Promise<CaseResult> {
 }
 
 /**
- * --only-banger keeps the baselines of the previous result of the same case when its input was
- * the same (baselines do not change with banger's code), and says so in the notes.
+ * With a tool selection (--only-banger, --tool), the tools not measured keep their previous result
+ * of the same case when its input was the same (a tool's time does not change with banger's
+ * code), and the notes say so.
  */
 function carryBaselines(r: CaseResult, prev: CaseResult): void {
   const same = JSON.stringify(prev.input) === JSON.stringify(r.input) && prev.imageSize === r.imageSize && prev.sync === r.sync;
   if (!same) {
-    r.notes.push("baselines not measured (--only-banger) and the previous result had a different input");
+    r.notes.push("some tools not measured (--tool) and the previous result had a different input");
     return;
   }
   const carried: string[] = [];
   for (const t of prev.tools) {
-    if (t.name === "banger" || !prev.measurements[t.name]) continue;
+    if (r.measurements[t.name] || !prev.measurements[t.name]) continue;
     r.tools.push(t);
     r.measurements[t.name] = prev.measurements[t.name]!;
     carried.push(t.name);
   }
   r.skipped = r.skipped.filter((s) => !carried.includes(s.tool));
   if (carried.length) {
-    r.baselinesFrom = prev.baselinesFrom ?? prev.date;
-    r.notes.push(`baselines (${carried.join(", ")}) carried over from the run of ${r.baselinesFrom.replace("T", " ").slice(0, 16)} UTC on the same input; banger re-measured alone (--only-banger)`);
+    const from = prev.baselinesFrom ?? prev.date;
+    r.baselinesFrom = from;
+    r.notes.push(`${carried.join(", ")} carried over from the run of ${from.replace("T", " ").slice(0, 16)} UTC on the same input; ${Object.keys(r.measurements).filter((n) => !carried.includes(n)).join(", ")} re-measured in this run`);
   }
 }
 
@@ -228,7 +233,7 @@ async function main(): Promise<number> {
   for (const def of selected) {
     const file = join(resultsDir, `${def.name}.json`);
     const r = await runCase(def, opt);
-    if (opt.onlyBanger && existsSync(file)) carryBaselines(r, JSON.parse(readFileSync(file, "utf8")) as CaseResult);
+    if (opt.tools && existsSync(file)) carryBaselines(r, JSON.parse(readFileSync(file, "utf8")) as CaseResult);
     writeFileSync(file, JSON.stringify(r, null, 2));
   }
   // RESULTS.md holds the latest result of every case measured so far in this mode.
