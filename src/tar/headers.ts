@@ -101,21 +101,31 @@ export function parseNumeric(block: Uint8Array, off: number, len: number): numbe
 }
 
 
+// The word view of the last buffer headers were summed in: headers come 512 bytes apart in the
+// same read buffer, and a view per header would be an allocation per header.
+let viewOf: Uint8Array | null = null;
+let viewWords: Int32Array | null = null;
+
 /** Sum of the 512 bytes of the block at `off`. */
 function byteSum(block: Uint8Array, off: number): number {
-  const at = block.byteOffset + off;
-  if ((at & 3) !== 0) {
+  if (block !== viewOf) {
+    viewOf = block;
+    viewWords = (block.byteOffset & 3) === 0 ? new Int32Array(block.buffer, block.byteOffset, block.length >>> 2) : null;
+  }
+  const words = viewWords;
+  if (words === null || (off & 3) !== 0) {
     let sum = 0;
     for (let i = off; i < off + BLOCK_SIZE; i += 1) sum += block[i]!;
     return sum;
   }
   // Four bytes per step: two 16-bit lanes each for the even and the odd bytes. 128 words of at
   // most 255 per byte stay below 2^16 per lane, so no lane carries into the next. (The lanes'
-  // order does not matter for a sum, so this holds on either endianness.)
-  const words = new Uint32Array(block.buffer, at, BLOCK_SIZE / 4);
+  // order does not matter for a sum, so this holds on either endianness.) Int32 words keep the
+  // arithmetic in int32 in the JIT (see crc32c.ts).
   let even = 0;
   let odd = 0;
-  for (let w = 0; w < words.length; w++) {
+  const first = off >>> 2;
+  for (let w = first; w < first + BLOCK_SIZE / 4; w++) {
     const v = words[w]!;
     even += v & 0x00ff00ff;
     odd += (v >>> 8) & 0x00ff00ff;
