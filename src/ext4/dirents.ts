@@ -22,6 +22,11 @@ export interface DirBuildOptions {
   unsignedHash: boolean;
   /** crc32c(crc32c(fsCsumSeed, le32 ino), le32 generation); used when metadataCsum. */
   inodeCsumSeed: number;
+  /**
+   * The children were checked already (the planner's: valid names, unique as Map keys, inode
+   * numbers and types it assigned), so validateChildren and the duplicate check are skipped.
+   */
+  childrenChecked?: boolean;
 }
 
 /** inode u32, rec_len u16, name_len u8, file_type u8. */

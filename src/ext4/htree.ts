@@ -219,7 +219,7 @@ export function buildDirectoryWithHash(
   const bytes = new Uint8Array(shape.blockCount * BLOCK_SIZE);
   const view = new DataView(bytes.buffer);
 
-  validateChildren(children, selfIno, !shape.indexed);
+  if (!opts.childrenChecked) validateChildren(children, selfIno, !shape.indexed);
   if (!shape.indexed) {
     writeLinearBlock(bytes, view, 0, selfIno, parentIno, children, opts);
     return { bytes, blockCount: 1, indexed: false };
@@ -236,7 +236,7 @@ export function buildDirectoryWithHash(
     minor[i] = h.minorHash;
   }
   const order = hashOrder(children, major, minor);
-  assertNoAdjacentDuplicates(children, order, major, minor, selfIno);
+  if (!opts.childrenChecked) assertNoAdjacentDuplicates(children, order, major, minor, selfIno);
 
   const sizes = new Uint16Array(n);
   for (let i = 0; i < n; i++) sizes[i] = direntRecLen(children[order[i]!]!.name.length);

@@ -196,7 +196,8 @@ function directoryContent(plan: Ext4Plan, p: PlannedInode, inodeSeed: number, ha
   const csum = plan.fsCsumSeed !== null;
   const e = p.entries!;
   const children: DirChild[] = e.names.map((name, i) => ({ name: nameToBytes(name), ino: e.inos[i]!, fileType: e.types[i]! }));
-  const opts = { metadataCsum: csum, hashVersion: C.HASH_HALF_MD4, hashSeed, unsignedHash: true, inodeCsumSeed: inodeSeed };
+  // The planner checked every name (validName) and Map keys are unique: no need to again per block.
+  const opts = { metadataCsum: csum, hashVersion: C.HASH_HALF_MD4, hashSeed, unsignedHash: true, inodeCsumSeed: inodeSeed, childrenChecked: true };
   const built = buildDirectory(p.ino, p.parent.ino, children, opts);
   if (p.ino === C.LOST_FOUND_INO && children.length === 0) {
     const bytes = new Uint8Array(LOST_FOUND_BLOCKS * BS);
