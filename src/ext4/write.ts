@@ -410,7 +410,20 @@ export class Ext4ImageWriter {
     return this.streamed;
   }
 
+  /** Plans, writes and publishes the image. Errors other than plan errors name the image. */
   async finish(root: FsNode, sources: ByteSource[], identity?: Uint8Array): Promise<WriteStats> {
+    try {
+      return await this.write(root, sources, identity);
+    } catch (err) {
+      const out = this.options.out;
+      if (err instanceof Error && !(err instanceof Ext4PlanError) && !err.message.includes(displayName(out))) {
+        err.message = `writing ${out}: ${err.message}`;
+      }
+      throw err;
+    }
+  }
+
+  private async write(root: FsNode, sources: ByteSource[], identity?: Uint8Array): Promise<WriteStats> {
     // BANGER_TIMING=1 prints wall and CPU milliseconds per phase (for profiling, see bench/).
     let cpu0 = process.cpuUsage();
     const timing = process.env.BANGER_TIMING
@@ -517,9 +530,6 @@ export async function writeExt4Image(root: FsNode, sources: ByteSource[], option
     return await writer.finish(root, sources);
   } catch (err) {
     await writer.discard();
-    if (err instanceof Error && !(err instanceof Ext4PlanError) && !err.message.includes(displayName(options.out))) {
-      err.message = `writing ${options.out}: ${err.message}`;
-    }
     throw err;
   }
 }

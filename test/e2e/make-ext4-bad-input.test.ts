@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { scratchDir } from "../helpers/oracles.ts";
 import { TarBuilder } from "../helpers/tarwriter.ts";
 import { makeExt4 } from "./lib.ts";
+import { testWith } from "../helpers/env.ts";
 
 const work = scratchDir("e2e-bad");
 afterAll(() => rmSync(work, { recursive: true, force: true }));
@@ -114,3 +115,24 @@ test("a failed run leaves an existing output file untouched", async () => {
   expect(readdirSync(outDir)).toEqual(["rootfs.ext4"]);
   expect(readFileSync(out, "utf8")).toBe("previous image\n");
 }, 30_000);
+
+testWith({ tools: ["mount", "umount"], root: true }, "a full output filesystem: a clear error naming the write, a non-zero exit, nothing left behind", async () => {
+  // A real full disk: a 24 MiB tmpfs for the output, and 40 MiB of file data to write into it.
+  const mnt = freshOutDir();
+  const mounted = Bun.spawnSync(["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", mnt]);
+  expect(mounted.exitCode, mounted.stderr.toString()).toBe(0);
+  try {
+    const t = goodTar();
+    const data = new Uint8Array(4 << 20);
+    for (let i = 0; i < data.length; i++) data[i] = (i * 2654435761) >>> 24 | 1;
+    for (let i = 0; i < 10; i++) t.file(`big/${i}`, data);
+    const r = await makeExt4(["--rootfs-tar", inputTar(t.end()), "--out", join(mnt, "rootfs.ext4"), "--size", "64M"]);
+    const context = `exit ${r.exitCode}\n--- stderr\n${r.stderr}`;
+    expect(r.exitCode, context).not.toBe(0);
+    expect(r.stderr, context).toMatch(/no space left|ENOSPC/i);
+    expect(r.stderr, context).toContain(`writing ${join(mnt, "rootfs.ext4")}`);
+    expect(readdirSync(mnt), `left behind; ${context}`).toEqual([]);
+  } finally {
+    Bun.spawnSync(["umount", mnt]);
+  }
+}, 60_000);
