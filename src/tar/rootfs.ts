@@ -58,12 +58,11 @@ function once(fn: () => void): () => void {
  */
 export async function loadRootfsTar(input: string, opts: LoadOptions): Promise<LoadedRootfs> {
   const builder = new RootfsBuilder(0);
-  let source: FdByteSource | null = null;
   const parser = new TarParser((entry) => builder.add(entry));
-  const useSource = (s: FdByteSource): FdByteSource => {
-    const sink = opts.fileDataSink?.(s) ?? null;
+  /** Gives the parser the caller's file data sink for `source`, if it has one. */
+  const attachSink = (source: ByteSource): void => {
+    const sink = opts.fileDataSink?.(source) ?? null;
     if (sink) parser.useFileDataSink(sink);
-    return s;
   };
 
   if (input !== "-" || fstatSync(0).isFile()) {
@@ -78,16 +77,15 @@ export async function loadRootfsTar(input: string, opts: LoadOptions): Promise<L
         throw new TarError(null, `cannot open ${input}: ${(e as Error).message}`);
       }
     }
-    source = new FdByteSource(fd, fromStdin ? "standard input" : input, !fromStdin);
+    const opened = new FdByteSource(fd, fromStdin ? "standard input" : input, !fromStdin);
     try {
-      useSource(source);
       if (!fromStdin && !fstatSync(fd).isFile()) throw new TarError(null, `${input} is not a regular file`);
+      attachSink(opened);
       parseTarFd(fd, parser);
     } catch (e) {
-      source.close();
+      opened.close();
       throw e;
     }
-    const opened = source;
     return { root: builder.root, sources: [opened], identity: parser.identity(), cleanup: once(() => opened.close()) };
   }
 
@@ -107,9 +105,8 @@ export async function loadRootfsTar(input: string, opts: LoadOptions): Promise<L
     throw new TarError(null, `cannot unlink spool file ${spoolPath}: ${(e as Error).message}`);
   }
   const spool = new FdByteSource(spoolFd, `spool of standard input (${spoolPath}, unlinked)`);
-  source = spool;
   try {
-    useSource(spool);
+    attachSink(spool);
     const stdin = fstatSync(0);
     if (stdin.isFIFO() || stdin.isSocket()) spoolAndParseFd(0, parser, spoolFd);
     else await spoolAndParse(Bun.stdin.stream(), parser, spoolFd);
