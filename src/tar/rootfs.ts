@@ -7,6 +7,8 @@ import { TarError } from "./errors.ts";
 import { parseTarFd, spoolAndParse, spoolAndParseFd } from "./input.ts";
 import { TarParser, type TarFileDataSink } from "./reader.ts";
 import { FdByteSource } from "./source.ts";
+import { growPipeBuffer } from "../io/pipe.ts";
+import { Spool } from "./spool.ts";
 import { RootfsBuilder } from "./tree.ts";
 
 export interface LoadedRootfs {
@@ -104,15 +106,23 @@ export async function loadRootfsTar(input: string, opts: LoadOptions): Promise<L
     closeSync(spoolFd);
     throw new TarError(null, `cannot unlink spool file ${spoolPath}: ${(e as Error).message}`);
   }
-  const spool = new FdByteSource(spoolFd, `spool of standard input (${spoolPath}, unlinked)`);
+  const spoolSource = new FdByteSource(spoolFd, `spool of standard input (${spoolPath}, unlinked)`);
+  const spool = new Spool(spoolFd);
   try {
-    attachSink(spool);
+    attachSink(spoolSource);
     const stdin = fstatSync(0);
-    if (stdin.isFIFO() || stdin.isSocket()) spoolAndParseFd(0, parser, spoolFd);
-    else await spoolAndParse(Bun.stdin.stream(), parser, spoolFd);
+    if (stdin.isFIFO()) growPipeBuffer(0);
+    if (stdin.isFIFO() || stdin.isSocket()) spoolAndParseFd(0, parser, spool);
+    else await spoolAndParse(Bun.stdin.stream(), parser, spool);
+    try {
+      await spool.close();
+    } catch (e) {
+      throw new TarError(null, `writing the spool of standard input (${spoolPath}, unlinked): ${(e as Error).message}`);
+    }
   } catch (e) {
-    spool.close();
+    await spool.stop();
+    spoolSource.close();
     throw e;
   }
-  return { root: builder.root, sources: [spool], identity: parser.identity(), cleanup: once(() => spool.close()) };
+  return { root: builder.root, sources: [spoolSource], identity: parser.identity(), cleanup: once(() => spoolSource.close()) };
 }
