@@ -69,8 +69,8 @@ export const plainCopy: Tool = {
 
 export const pipeFloor: Tool = {
   name: "pipe read (floor)",
-  description: "`GEN | cat > /dev/null`: reading the generated stream, no writing",
-  script: `cat > /dev/null`,
+  description: "`GEN | bun bench/pipe-read.ts`: reading the generated stream through a 1 MiB pipe (as banger grows its stdin pipe), no writing",
+  script: `"$BUN" "$REPO/bench/pipe-read.ts"`,
   stdin: true,
 };
 
