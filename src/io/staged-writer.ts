@@ -18,6 +18,9 @@ export interface StagedWriteStats {
   buffered: number;
 }
 
+/** memcpy by ranges, without a subarray view per call (works on any Uint8Array). */
+const copyBytes = Buffer.prototype.copy;
+
 const HUGE_PAGE = 2 << 20;
 const MADV_HUGEPAGE = 14;
 
@@ -100,7 +103,7 @@ export class StagedBlockWriter {
       if (this.spanBlock < 0) this.spanBlock = block;
       const take = Math.min(to - from, SLOT_BYTES - this.fill);
       const slot = this.slots[this.slot]!;
-      slot.set(data.subarray(from, from + take), this.fill);
+      copyBytes.call(data, slot, this.fill, from, from + take);
       const padded = Math.ceil(take / bs) * bs;
       if (padded > take) slot.fill(0, this.fill + take, this.fill + padded);
       this.fill += padded;
