@@ -255,6 +255,11 @@ export class StreamedFileData implements TarFileDataSink {
     return this.writer.waitedMs;
   }
 
+  /** Starts writing the last, partly filled slot (the input has ended), so it overlaps the plan. */
+  flush(): void {
+    this.writer.flush();
+  }
+
   /** Waits for every write; rejects with the writer's error. */
   finish(): Promise<StagedWriteStats> {
     return this.writer.finish();

@@ -434,6 +434,8 @@ export class Ext4ImageWriter {
         }
       : null;
     let t0 = performance.now();
+    // The input has ended: its last, partly filled slot of file data can be written during the plan.
+    this.streamed?.flush();
     const options = this.options;
     const plan = planExt4(root, { ...options, identity: identity ?? options.identity });
     const g = plan.geometry;
