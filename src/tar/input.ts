@@ -1,7 +1,8 @@
 // Feeding a TarParser: one sequential pass in large chunks over a file, or over a stream
 // (standard input) while spooling it to a sparse file at the same offsets.
 
-import { readSync } from "node:fs";
+import { fstatSync, readSync } from "node:fs";
+import { forEachMappedWindow } from "./mapped-read.ts";
 import type { Spool } from "./spool.ts";
 import { TarError } from "./errors.ts";
 import type { TarParser } from "./reader.ts";
@@ -11,14 +12,20 @@ import { isZeroRange, ZERO_BLOCK_SIZE } from "./zeros.ts";
 export const CHUNK_SIZE = 4 << 20;
 
 /**
- * Reads the tar in `fd` from offset 0 to its end (or its end marker) through `parser`, then
- * calls parser.end(). (Mapping the file instead measured ~10 ms faster on the Debian rootfs but
- * made the copy after it half as fast on an 8 GiB tar, so plain reads it is.)
+ * Passes the tar in `fd` from offset 0 to its end (or its end marker) through `parser`, then
+ * calls parser.end(): through mapped windows where possible (mapped-read.ts), else with reads.
  */
 export function parseTarFd(fd: number, parser: TarParser, chunkSize = CHUNK_SIZE): void {
-  readFrom(fd, parser, 0, chunkSize);
+  const size = fstatSync(fd).size;
+  const mapped = size > 0 ? forEachMappedWindow(fd, size, (window) => {
+    parser.push(window);
+    return !parser.ended;
+  }) : 0;
+  if (!parser.ended) readFrom(fd, parser, mapped, chunkSize);
+  parser.end();
 }
 
+/** Reads from `start` to the end of the file (or of the archive) in `chunkSize` reads. */
 function readFrom(fd: number, parser: TarParser, start: number, chunkSize: number): void {
   const buf = Buffer.allocUnsafe(chunkSize);
   let pos = start;
@@ -28,7 +35,6 @@ function readFrom(fd: number, parser: TarParser, start: number, chunkSize: numbe
     parser.push(buf.subarray(0, n));
     pos += n;
   }
-  parser.end();
 }
 
 /**
