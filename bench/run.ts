@@ -182,6 +182,9 @@ async function runCase(def: CaseDef, opt: Options): Promise<CaseResult> {
         }
         rmSync(out, { force: true });
         removeTree(join(work, "extract"));
+        // Every measurement starts with nothing of the previous one still being written back
+        // (the pipeline's extracted tree and its removal otherwise land on whoever runs next).
+        Bun.spawnSync(["sync"]);
       }
     }
     result.notes.push(`load average at end: ${loadavg().map((x) => x.toFixed(1)).join(" ")}`);
