@@ -6,7 +6,6 @@ import { forEachMappedWindow } from "./mapped-read.ts";
 import type { Spool } from "./spool.ts";
 import { TarError } from "./errors.ts";
 import type { TarParser } from "./reader.ts";
-import { isZeroRange, ZERO_BLOCK_SIZE } from "./zeros.ts";
 
 /** Read size; a multiple of 4096 so spool blocks stay aligned with stream blocks. */
 export const CHUNK_SIZE = 4 << 20;
