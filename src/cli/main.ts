@@ -55,6 +55,10 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
+// Run directly (`bun src/cli/main.ts`); `bun run banger` goes through launch.ts. No top-level
+// await: launch.ts bundles this module as CommonJS, which cannot have one.
 if (import.meta.main) {
-  process.exitCode = await main(process.argv.slice(2));
+  void main(process.argv.slice(2)).then((code) => {
+    process.exitCode = code;
+  });
 }

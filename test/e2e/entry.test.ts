@@ -14,7 +14,7 @@ test("`bun run banger` starts and prints the command list", async () => {
 
 test("Bun accepts the script's JSC option (it refuses to start on an unknown one)", async () => {
   const pkg = (await Bun.file(`${REPO_ROOT}/package.json`).json()) as { scripts: Record<string, string> };
-  const option = /^(BUN_JSC_\w+)=(\S+) bun src\/cli\/main\.ts$/.exec(pkg.scripts.banger!);
+  const option = /^(BUN_JSC_\w+)=(\S+) bun src\/cli\/launch\.ts$/.exec(pkg.scripts.banger!);
   expect(option).not.toBeNull();
   const p = Bun.spawn([process.execPath, "-e", "process.stdout.write(String(process.env." + option![1] + "))"], {
     cwd: REPO_ROOT,

@@ -46,6 +46,7 @@ export const makeExt4Command: Command = {
       });
       if (process.env.BANGER_TIMING) {
         const cpu = process.cpuUsage(cpu0);
+        console.error(`start-up (runtime, modules, image file): ${t0.toFixed(0)} ms wall, ${((cpu0.user + cpu0.system) / 1000).toFixed(0)} ms cpu`);
         console.error(`tar read (file data written meanwhile): ${(performance.now() - t0).toFixed(0)} ms wall, ${((cpu.user + cpu.system) / 1000).toFixed(0)} ms cpu`);
       }
       const stats = await writer.finish(loaded.root, loaded.sources, loaded.identity);

@@ -1,0 +1,94 @@
+// `bun run banger` goes through src/cli/launch.ts, which runs a bytecode bundle of src/ kept in
+// node_modules/.cache/banger/. What must hold: the bundle is built on first use, an edited
+// source is never run stale (the fingerprint sees it), and where no bundle can be built the
+// sources run. Each test works on its own copy of the checkout (src/, package files, and a
+// node_modules of links to the real packages), so its cache is its own.
+import { afterAll, expect, test } from "bun:test";
+import { cpSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { scratchDir } from "../helpers/oracles.ts";
+import { REPO_ROOT } from "./lib.ts";
+
+const work = scratchDir("launch");
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+function checkoutCopy(name: string): string {
+  const dir = join(work, name);
+  mkdirSync(join(dir, "node_modules"), { recursive: true });
+  cpSync(join(REPO_ROOT, "src"), join(dir, "src"), { recursive: true });
+  for (const f of ["package.json", "package-lock.json", "tsconfig.json", "bunfig.toml"]) cpSync(join(REPO_ROOT, f), join(dir, f));
+  for (const entry of readdirSync(join(REPO_ROOT, "node_modules"))) {
+    if (entry !== ".cache") symlinkSync(join(REPO_ROOT, "node_modules", entry), join(dir, "node_modules", entry));
+  }
+  return dir;
+}
+
+async function banger(cwd: string, args: string[], env: Record<string, string> = {}) {
+  const p = Bun.spawn([process.execPath, "run", "--silent", "banger", ...args], { cwd, env: { ...process.env, ...env }, stdout: "pipe", stderr: "pipe" });
+  const [stdout, stderr, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+  return { stdout, stderr, code };
+}
+
+function bundles(dir: string): string[] {
+  try {
+    return readdirSync(join(dir, "node_modules", ".cache", "banger")).filter((n) => n.startsWith("cli-"));
+  } catch {
+    return [];
+  }
+}
+
+const SUMMARY = "write an ext4 image from a rootfs tar, in-process (no mkfs, no root)";
+
+test("the bundle is built on first use, and an edited source is rebuilt, never run stale", async () => {
+  const dir = checkoutCopy("edit");
+  const first = await banger(dir, ["--help"]);
+  expect(first.code, first.stderr).toBe(0);
+  expect(first.stdout).toContain(SUMMARY);
+  expect(bundles(dir)).toHaveLength(1);
+  const bundle = join(dir, "node_modules", ".cache", "banger", bundles(dir)[0]!, "main.js");
+  expect(readFileSync(bundle, "utf8")).toContain(SUMMARY);
+
+  // Same size, same mtime as before but one character changed would slip by; a real edit
+  // changes the mtime, which is what editors and git do.
+  const command = join(dir, "src", "cli", "commands", "make-ext4.ts");
+  writeFileSync(command, readFileSync(command, "utf8").replace(SUMMARY, "EDITED SUMMARY"));
+  const second = await banger(dir, ["--help"]);
+  expect(second.code, second.stderr).toBe(0);
+  expect(second.stdout).toContain("EDITED SUMMARY");
+  expect(readFileSync(bundle, "utf8")).toContain("EDITED SUMMARY");
+
+  // A file whose content is unchanged but whose mtime moved also rebuilds (cheap, and safe).
+  const later = new Date(Date.now() + 5000);
+  utimesSync(command, later, later);
+  const third = await banger(dir, ["--help"]);
+  expect(third.code, third.stderr).toBe(0);
+  expect(third.stdout).toContain("EDITED SUMMARY");
+}, 60_000);
+
+test("a new source file changes the fingerprint too", async () => {
+  const dir = checkoutCopy("add");
+  expect((await banger(dir, ["--help"])).code).toBe(0);
+  const fingerprintFile = join(dir, "node_modules", ".cache", "banger", bundles(dir)[0]!, "fingerprint");
+  const before = readFileSync(fingerprintFile, "utf8");
+  writeFileSync(join(dir, "src", "cli", "unused-extra.ts"), "export const x = 1;\n");
+  expect((await banger(dir, ["--help"])).code).toBe(0);
+  expect(readFileSync(fingerprintFile, "utf8")).not.toBe(before);
+}, 60_000);
+
+test("where no bundle can be built, the sources run", async () => {
+  const dir = checkoutCopy("readonly");
+  // A file where the cache directory would go: nothing can be created under it.
+  writeFileSync(join(dir, "node_modules", ".cache"), "not a directory");
+  const r = await banger(dir, ["--help"]);
+  expect(r.code, r.stderr).toBe(0);
+  expect(r.stdout).toContain(SUMMARY);
+  expect(bundles(dir)).toHaveLength(0);
+}, 60_000);
+
+test("BANGER_FROM_SOURCE=1 runs the sources without building", async () => {
+  const dir = checkoutCopy("from-source");
+  const r = await banger(dir, ["--help"], { BANGER_FROM_SOURCE: "1" });
+  expect(r.code, r.stderr).toBe(0);
+  expect(r.stdout).toContain(SUMMARY);
+  expect(bundles(dir)).toHaveLength(0);
+}, 60_000);
