@@ -49,7 +49,8 @@ export function summarize(ms: Measurement[] | undefined): Summary | null {
   };
 }
 
-const f2 = (x: number) => (Number.isFinite(x) ? x.toFixed(2) : "—");
+/** Seconds: milliseconds shown below 10 s (the wall clock is read to the microsecond). */
+const f2 = (x: number) => (Number.isFinite(x) ? x.toFixed(x < 10 ? 3 : 2) : "—");
 const mib = (kib: number) => (Number.isFinite(kib) ? (kib / 1024).toFixed(0) : "—");
 const gib = (b: number) => (b / 2 ** 30).toFixed(2);
 const mark = (ok: boolean | null) => (ok === null ? "?" : ok ? "✓" : "✗");

@@ -177,7 +177,7 @@ async function runCase(def: CaseDef, opt: Options): Promise<CaseResult> {
           workDir: work,
         });
         (result.measurements[tool.name] ??= []).push(m);
-        log(`${def.name} run ${run + 1}/${opt.runs} ${tool.name}: ${m.ok ? `${m.wallS}s wall, ${m.cpuS.toFixed(2)}s CPU, ${(m.rssKiB / 1024).toFixed(0)} MiB RSS` : `FAILED ${m.error}`}`);
+        log(`${def.name} run ${run + 1}/${opt.runs} ${tool.name}: ${m.ok ? `${m.wallS.toFixed(3)}s wall, ${m.cpuS.toFixed(2)}s CPU, ${(m.rssKiB / 1024).toFixed(0)} MiB RSS` : `FAILED ${m.error}`}`);
         if (m.timedOut) gaveUp.add(tool.name);
         if (tool.name === "banger" && m.ok && result.fsck === null) {
           log(`${def.name}: e2fsck -fn on banger's image (not timed)`);
