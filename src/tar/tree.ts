@@ -14,7 +14,7 @@
 
 import type { FsNode, Timestamp } from "../tree/types.ts";
 import { displayName } from "../tree/names.ts";
-import { newDir, newNode } from "../tree/nodes.ts";
+import { newDir } from "../tree/nodes.ts";
 import { TarError } from "./errors.ts";
 import type { TarEntry } from "./reader.ts";
 
@@ -119,39 +119,48 @@ function copyTime(t: Timestamp): Timestamp {
   return { sec: t.sec, nsec: t.nsec };
 }
 
-/** A fresh node for a non-hardlink entry; regular files reference `source` at their data offset. */
+/**
+ * A fresh node for a non-hardlink entry; regular files reference `source` at their data offset.
+ * Built as one literal rather than through newNode's spreads, which cost ~6 ms over the 12k
+ * entries of a Debian rootfs (copyDataProperties in the profile).
+ */
 export function nodeFromEntry(e: TarEntry, source: number): FsNode {
-  const fields: Partial<FsNode> = {
+  if (e.type === "hardlink") throw new TarError(e.path, "internal: hardlinks have no node of their own");
+  const mtime = copyTime(e.mtime);
+  const node: FsNode = {
+    kind: e.type,
     mode: e.mode & 0o7777,
     uid: checkId(e.uid, "uid", e.path),
     gid: checkId(e.gid, "gid", e.path),
-    mtime: copyTime(e.mtime),
     atime: e.atime === e.mtime ? copyTime(e.mtime) : copyTime(e.atime),
+    mtime,
     ctime: e.ctime === e.mtime ? copyTime(e.mtime) : copyTime(e.ctime),
     xattrs: e.xattrs.size === 0 ? new Map() : new Map(e.xattrs),
+    size: 0,
   };
   switch (e.type) {
-    case "file": {
-      fields.size = e.size;
-      if (e.size > 0) fields.data = e.runs ? { source, offset: e.dataOffset, runs: e.runs } : { source, offset: e.dataOffset };
-      return newNode("file", fields);
-    }
+    case "file":
+      node.size = e.size;
+      if (e.size > 0) node.data = e.runs ? { source, offset: e.dataOffset, runs: e.runs } : { source, offset: e.dataOffset };
+      return node;
     case "dir":
-      return newNode("dir", fields);
+      node.children = new Map();
+      return node;
     case "symlink":
       if (e.linkname === "") throw new TarError(e.path, "symlink with an empty target");
       if (e.linkname.includes("\0")) throw new TarError(e.path, "symlink target contains a NUL byte");
-      return newNode("symlink", { ...fields, target: e.linkname });
+      node.target = e.linkname;
+      return node;
     case "chardev":
     case "blockdev":
       if (e.major > 0xfff || e.minor > 0xfffff || e.major < 0 || e.minor < 0) {
         throw new TarError(e.path, `device number ${e.major}:${e.minor} is out of range (major < 4096, minor < 1048576)`);
       }
-      return newNode(e.type, { ...fields, major: e.major, minor: e.minor });
+      node.major = e.major;
+      node.minor = e.minor;
+      return node;
     case "fifo":
-      return newNode("fifo", fields);
-    case "hardlink":
-      throw new TarError(e.path, "internal: hardlinks have no node of their own");
+      return node;
   }
 }
 
