@@ -27,6 +27,16 @@ export interface DirBuildOptions {
    * numbers and types it assigned), so validateChildren and the duplicate check are skipped.
    */
   childrenChecked?: boolean;
+  /**
+   * Memory to build into, reused across directories (grown when too small): the result is then
+   * a view of it, valid until the next build with the same scratch. Without it, each build
+   * allocates, which cost ~5 ms of garbage over the Debian rootfs' 1,300 directories.
+   */
+  scratch?: DirScratch;
+}
+
+export interface DirScratch {
+  buf: Uint8Array;
 }
 
 /** inode u32, rec_len u16, name_len u8, file_type u8. */

@@ -216,8 +216,19 @@ export function buildDirectoryWithHash(
     if (r > maxRecLen) maxRecLen = r;
   }
   const shape = planShape(total, maxRecLen, opts.metadataCsum, children.length);
-  const bytes = new Uint8Array(shape.blockCount * BLOCK_SIZE);
-  const view = new DataView(bytes.buffer);
+  const length = shape.blockCount * BLOCK_SIZE;
+  const scratch = opts.scratch;
+  let bytes: Uint8Array;
+  let view: DataView;
+  if (scratch) {
+    if (scratch.buf.length < length) scratch.buf = new Uint8Array(Math.max(length, scratch.buf.length * 2));
+    bytes = scratch.buf.subarray(0, length);
+    bytes.fill(0);
+    view = new DataView(bytes.buffer, bytes.byteOffset, length);
+  } else {
+    bytes = new Uint8Array(length);
+    view = new DataView(bytes.buffer);
+  }
 
   if (!opts.childrenChecked) validateChildren(children, selfIno, !shape.indexed);
   if (!shape.indexed) {

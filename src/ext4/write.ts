@@ -22,7 +22,7 @@ import { buildGroupTables, type GroupUsage } from "./groups.ts";
 import { encodeInode, inodeChecksumSeed, type InodeFields } from "./inode.ts";
 import { encodeJournalSuperblock } from "./journal.ts";
 import { Ext4PlanError, LOST_FOUND_BLOCKS, pathOf, planExt4, type Ext4Options, type Ext4Plan, type PlannedInode } from "./plan.ts";
-import type { DirChild } from "./dirents.ts";
+import type { DirChild, DirScratch } from "./dirents.ts";
 import { encodeSuperblock } from "./superblock.ts";
 import { sealXattrBlock } from "./xattrs.ts";
 import { crc32c } from "./crc32c.ts";
@@ -192,12 +192,12 @@ function writeDeviceNumbers(iBlock: Uint8Array, major: number, minor: number): v
 }
 
 /** A directory's blocks: htree or linear, with checksums; lost+found gets mke2fs's empty spare blocks. */
-function directoryContent(plan: Ext4Plan, p: PlannedInode, inodeSeed: number, hashSeed: Uint32Array): { bytes: Uint8Array; indexed: boolean } {
+function directoryContent(plan: Ext4Plan, p: PlannedInode, inodeSeed: number, hashSeed: Uint32Array, dirScratch: DirScratch): { bytes: Uint8Array; indexed: boolean } {
   const csum = plan.fsCsumSeed !== null;
   const e = p.entries!;
   const children: DirChild[] = e.names.map((name, i) => ({ name: nameToBytes(name), ino: e.inos[i]!, fileType: e.types[i]! }));
   // The planner checked every name (validName) and Map keys are unique: no need to again per block.
-  const opts = { metadataCsum: csum, hashVersion: C.HASH_HALF_MD4, hashSeed, unsignedHash: true, inodeCsumSeed: inodeSeed, childrenChecked: true };
+  const opts = { metadataCsum: csum, hashVersion: C.HASH_HALF_MD4, hashSeed, unsignedHash: true, inodeCsumSeed: inodeSeed, childrenChecked: true, scratch: dirScratch };
   const built = buildDirectory(p.ino, p.parent.ino, children, opts);
   if (p.ino === C.LOST_FOUND_INO && children.length === 0) {
     const bytes = new Uint8Array(LOST_FOUND_BLOCKS * BS);
@@ -217,13 +217,13 @@ function usesExtents(p: PlannedInode): boolean {
 }
 
 /** Writes an inode's content blocks and extent tree and fills its i_block; returns whether it is an indexed directory. */
-function writeInodeContent(plan: Ext4Plan, p: PlannedInode, sink: BlockSink, iBlock: Uint8Array, hashSeed: Uint32Array): boolean {
+function writeInodeContent(plan: Ext4Plan, p: PlannedInode, sink: BlockSink, iBlock: Uint8Array, hashSeed: Uint32Array, dirScratch: DirScratch): boolean {
   const node = p.node;
   const seed = plan.fsCsumSeed;
   const inodeSeed = seed !== null ? inodeChecksumSeed(seed, p.ino, 0) : 0;
   let indexed = false;
   if (node.kind === "dir") {
-    const content = directoryContent(plan, p, inodeSeed, hashSeed);
+    const content = directoryContent(plan, p, inodeSeed, hashSeed, dirScratch);
     writeByExtents(sink, p.extents, content.bytes);
     indexed = content.indexed;
   } else if (node.kind === "symlink" && p.dataBlocks > 0) {
@@ -316,6 +316,8 @@ function writeInodes(plan: Ext4Plan, sink: BlockSink, fd: number): GroupUsage[] 
   const usage: GroupUsage[] = Array.from({ length: g.groupCount }, () => ({ usedInodes: 0, usedDirs: 0 }));
   const table = new Uint8Array(g.inodesPerGroup * C.INODE_SIZE);
   const iBlock = new Uint8Array(60);
+  // Directories are built here one at a time; writeByExtents copies each out before the next.
+  const dirScratch: DirScratch = { buf: new Uint8Array(16 * BS) };
   let group = 0;
   let used = C.FIRST_INO - 1; // inodes of the current group up to the last one in use
   const flushTable = () => {
@@ -334,7 +336,7 @@ function writeInodes(plan: Ext4Plan, sink: BlockSink, fd: number): GroupUsage[] 
       used = 0;
     }
     iBlock.fill(0);
-    const indexed = writeInodeContent(plan, p, sink, iBlock, hashSeed);
+    const indexed = writeInodeContent(plan, p, sink, iBlock, hashSeed, dirScratch);
     const index = (p.ino - 1) % g.inodesPerGroup;
     encodeInode(table, index * C.INODE_SIZE, p.ino, inodeFieldsFor(p, iBlock, indexed), seed);
     used = Math.max(used, index + 1);

@@ -307,6 +307,23 @@ describe("buildDirectory (htree)", () => {
     }
   });
 
+  test("a reused scratch gives the same bytes as fresh memory: stale bytes of a bigger directory never leak", () => {
+    // Big, small, linear, big again: each later build lands on the previous one's bytes.
+    const shapes = [makeChildren(2000, 21, 100, 1, 60), makeChildren(40, 22), makeChildren(3, 23), makeChildren(900, 24, 100, 200, 255)];
+    const scratch = { buf: new Uint8Array(BLOCK_SIZE) };
+    for (const csum of [true, false]) {
+      for (const kids of shapes) {
+        const o = options(csum);
+        const fresh = buildDirectory(12, 2, kids, o);
+        const reused = buildDirectory(12, 2, kids, { ...o, scratch });
+        expect(reused.blockCount).toBe(fresh.blockCount);
+        expect(Buffer.compare(reused.bytes, fresh.bytes)).toBe(0);
+        expect(reused.bytes.buffer).toBe(scratch.buf.buffer);
+      }
+    }
+    expect(scratch.buf.length).toBeGreaterThan(BLOCK_SIZE);
+  });
+
   test("too many entries for two levels is a clear error", () => {
     // 507 * 510 leaves of 15 maximal entries each would be needed; check the planner directly.
     const huge = Array.from({ length: 507 * 510 * 15 + 1 }, () => ({ nameLength: 255 }));
