@@ -86,7 +86,14 @@ export class TarParser {
   private readonly onEntry: (entry: TarEntry) => void;
   private readonly detectZeros: boolean;
   private readonly maxExtensionSize: number;
-  private readonly hash = new Bun.CryptoHasher("sha256");
+  /**
+   * The identity is a chain of xxHash64 over the header bytes in fixed 64 KiB pieces (each
+   * piece's hash seeds the next), so it depends on those bytes alone, not on how the input was
+   * chunked. It only seeds the UUID and directory hash seed: 64 bits are plenty, and sha256 cost
+   * ~4 ms of the main thread on the Debian rootfs' 6 MB of headers against ~0.7 ms.
+   */
+  private hashChain = 0n;
+  private hashedBytes = 0;
   private readonly hashBuf = new Uint8Array(64 << 10);
   private hashFill = 0;
 
@@ -221,27 +228,32 @@ export class TarParser {
     }
   }
 
-  /** sha256 over all header records so far (call after end()). */
+  /** 32 bytes identifying all header records so far (call after end()). */
   identity(): Uint8Array {
     this.drainHash();
-    return new Uint8Array(this.hash.digest());
+    const tail = new DataView(new ArrayBuffer(16));
+    tail.setBigUint64(0, this.hashChain, true);
+    tail.setFloat64(8, this.hashedBytes, true);
+    return new Uint8Array(new Bun.CryptoHasher("sha256").update("banger tar headers v2").update(new Uint8Array(tail.buffer)).digest());
   }
 
-  /** Adds header bytes to the identity hash, through a buffer: one native call per 64 KiB, not per header. */
+  /** Adds header bytes to the identity, through a buffer: one native call per 64 KiB, not per header. */
   private hashRecord(bytes: Uint8Array, off: number, len: number): void {
-    if (this.hashFill + len > this.hashBuf.length) {
-      this.drainHash();
-      if (len > this.hashBuf.length) {
-        this.hash.update(bytes.subarray(off, off + len));
-        return;
-      }
+    const cap = this.hashBuf.length;
+    while (len > 0) {
+      const take = Math.min(len, cap - this.hashFill);
+      this.hashBuf.set(bytes.subarray(off, off + take), this.hashFill);
+      this.hashFill += take;
+      off += take;
+      len -= take;
+      if (this.hashFill === cap) this.drainHash();
     }
-    this.hashBuf.set(bytes.subarray(off, off + len), this.hashFill);
-    this.hashFill += len;
   }
 
   private drainHash(): void {
-    if (this.hashFill > 0) this.hash.update(this.hashBuf.subarray(0, this.hashFill));
+    if (this.hashFill === 0) return;
+    this.hashChain = BigInt.asUintN(64, Bun.hash.xxHash64(this.hashBuf.subarray(0, this.hashFill), this.hashChain));
+    this.hashedBytes += this.hashFill;
     this.hashFill = 0;
   }
 

@@ -15,7 +15,7 @@ export interface LoadedRootfs {
   root: FsNode;
   /** sources[0] holds every regular file's bytes (FileData.source is 0). */
   sources: ByteSource[];
-  /** sha256 over all header records (not file data): same tar ⇒ same identity. */
+  /** A hash of all header records (not file data): same tar ⇒ same identity. */
   identity: Uint8Array;
   /** Closes the sources and removes any spool file; idempotent. */
   cleanup(): void;
