@@ -17,6 +17,7 @@ import * as C from "./constants.ts";
 import { appendExtents, type ExtentList } from "./extents.ts";
 import type { Geometry } from "./geometry.ts";
 import type { PlannedInode } from "./plan.ts";
+import type { BlockTarget } from "../io/block-io.ts";
 import { StagedBlockWriter, type StagedWriteStats } from "../io/staged-writer.ts";
 
 const BS = C.BLOCK_SIZE;
@@ -253,6 +254,17 @@ export class StreamedFileData implements TarFileDataSink {
   /** Milliseconds spent waiting for the disk while reading (see StagedBlockWriter). */
   get waitedMs(): number {
     return this.writer.waitedMs;
+  }
+
+  /**
+   * The same writer for the image's other blocks (directories, extent trees, inode tables),
+   * once the plan has kept the streamed data (matches): they then go to the disk the way the
+   * file data did, straight from already-mapped memory and on the writer thread, instead of
+   * through a fresh buffer and the page cache that the final fsync would have to write back.
+   */
+  metadataTarget(): BlockTarget {
+    if (this.failure !== null) throw new Error(`internal: metadata through an abandoned stream (${this.failure})`);
+    return this.writer.asBlockTarget();
   }
 
   /** Starts writing the last, partly filled slot (the input has ended), so it overlaps the plan. */

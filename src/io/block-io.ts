@@ -58,8 +58,15 @@ export class SourceWindow {
   }
 }
 
+/** Where whole blocks are written: `data` at `block`, its last block zero-padded. */
+export interface BlockTarget {
+  put(block: number, data: Uint8Array): void;
+  /** Starts writing whatever is held back; callers still wait for the target's own end. */
+  flush(): void;
+}
+
 /** Coalesces writes to consecutive blocks into large positional writes. */
-export class BlockSink {
+export class BlockSink implements BlockTarget {
   private buf = new Uint8Array(WINDOW);
   private startBlock = -1;
   private used = 0; // bytes, always whole blocks

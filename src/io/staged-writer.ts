@@ -5,6 +5,7 @@
 // SLOT_COUNT x SLOT_BYTES however much data passes.
 import { dlopen, FFIType, ptr } from "bun:ffi";
 import { closeSync, constants, openSync } from "node:fs";
+import type { BlockTarget } from "./block-io.ts";
 import { SLOT_FILLED, SLOT_FREE, type StagedWriteMessage, type StagedWriteReply } from "./staged-write-protocol.ts";
 
 const SLOT_BYTES = 4 << 20;
@@ -110,6 +111,14 @@ export class StagedBlockWriter {
       from += take;
       block += padded / bs;
     }
+  }
+
+  /** This writer as a BlockTarget (puts copy into the slots; flush hands the current slot over). */
+  asBlockTarget(): BlockTarget {
+    return {
+      put: (block, data) => this.put(block, data, 0, data.length),
+      flush: () => this.flush(),
+    };
   }
 
   /** Hands what is in the current slot to the worker now, rather than when it is full. */
