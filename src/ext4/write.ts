@@ -471,21 +471,15 @@ export class Ext4ImageWriter {
     const usage = writeInodes(plan, sink);
     timing?.("inodes: content, extent trees, tables (file data copying meanwhile)", t0);
     t0 = performance.now();
-    await this.fileCopy.finish();
-    if (streamedSource >= 0) {
-      const writes = await streamed!.finish();
-      streamedReport!.directWrites = writes.direct;
-      streamedReport!.bufferedWrites = writes.buffered;
-    }
-    timing?.("rest of the file data", t0);
-    t0 = performance.now();
 
+    // Bitmaps, descriptors and superblocks depend on the plan alone: they join the same writes
+    // before waiting for the file data.
     const reservedRanges = plan.allocator.reserved;
     const tables = buildGroupTables(g, plan.groupLayouts, usage, [reservedRanges, plan.allocator.allocated], plan.fsCsumSeed);
-    writeAll(fd, tables.blockBitmaps, plan.groupLayouts[0]!.blockBitmap * BS);
-    writeAll(fd, tables.inodeBitmaps, plan.groupLayouts[0]!.inodeBitmap * BS);
+    sink.put(plan.groupLayouts[0]!.blockBitmap, tables.blockBitmaps);
+    sink.put(plan.groupLayouts[0]!.inodeBitmap, tables.inodeBitmaps);
     const backups = backupGroups(g.groupCount);
-    for (const grp of backups) writeAll(fd, tables.descriptors, (grp * C.BLOCKS_PER_GROUP + 1) * BS);
+    for (const grp of backups) sink.put(grp * C.BLOCKS_PER_GROUP + 1, tables.descriptors);
 
     const fields = {
       geometry: g,
@@ -501,10 +495,26 @@ export class Ext4ImageWriter {
       timestamp: plan.timestamp,
     };
     for (const grp of backups) {
-      const position = grp === 0 ? C.SUPERBLOCK_OFFSET : grp * C.BLOCKS_PER_GROUP * BS;
-      writeAll(fd, encodeSuperblock(fields, grp), position);
+      const superblock = encodeSuperblock(fields, grp);
+      if (grp === 0) {
+        // Block 0: 1 KiB of zeros (boot sector), the superblock, then zeros.
+        const first = new Uint8Array(BS);
+        first.set(superblock, C.SUPERBLOCK_OFFSET);
+        sink.put(0, first);
+      } else {
+        sink.put(grp * C.BLOCKS_PER_GROUP, superblock);
+      }
     }
+    sink.flush();
     timing?.("bitmaps, descriptors, superblocks", t0);
+    t0 = performance.now();
+    await this.fileCopy.finish();
+    if (streamedSource >= 0) {
+      const writes = await streamed!.finish();
+      streamedReport!.directWrites = writes.direct;
+      streamedReport!.bufferedWrites = writes.buffered;
+    }
+    timing?.("rest of the file data, and the metadata writes", t0);
     t0 = performance.now();
     this.output.publish();
     timing?.("publish (fsync, link and rename)", t0);
