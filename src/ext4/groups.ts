@@ -75,9 +75,12 @@ export function buildGroupTables(
     setBits(ib, g.inodesPerGroup, BLOCK_SIZE * 8);
 
     const groupBlocks = Math.min(BLOCKS_PER_GROUP, g.blocksCount - grp * BLOCKS_PER_GROUP);
+    // A word at a time: a quarter of the iterations of a byte table, few enough over a 1 GiB
+    // image's 8 groups that the loop never waits for (or pays) an optimizing compile.
     let used = 0;
-    for (let i = 0; i < groupBlocks >> 3; i++) used += POPCOUNT[bb[i]!]!;
-    for (let i = groupBlocks & ~7; i < groupBlocks; i++) used += (bb[i >> 3]! >> (i & 7)) & 1;
+    const words = new Int32Array(blockBitmaps.buffer, grp * BLOCK_SIZE, groupBlocks >> 5);
+    for (let i = 0; i < words.length; i++) used += popcount32(words[i]!);
+    for (let i = groupBlocks & ~31; i < groupBlocks; i++) used += (bb[i >> 3]! >> (i & 7)) & 1;
     const free = groupBlocks - used;
     const freeI = g.inodesPerGroup - u.usedInodes;
     freeBlocks += free;
@@ -124,5 +127,8 @@ export function buildGroupTables(
   return { blockBitmaps, inodeBitmaps, descriptors, freeBlocks, freeInodes };
 }
 
-const POPCOUNT = new Uint8Array(256);
-for (let i = 1; i < 256; i++) POPCOUNT[i] = (i & 1) + POPCOUNT[i >> 1]!;
+function popcount32(v: number): number {
+  v = v - ((v >>> 1) & 0x55555555);
+  v = (v & 0x33333333) + ((v >>> 2) & 0x33333333);
+  return Math.imul((v + (v >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24;
+}
