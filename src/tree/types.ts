@@ -9,9 +9,10 @@
 export type NodeKind = "file" | "dir" | "symlink" | "chardev" | "blockdev" | "fifo" | "socket";
 
 /** Seconds since the epoch (may be negative or beyond 2^31) plus nanoseconds (0..999_999_999). */
+/** Never changed once made, so nodes and entries may share one (no copies per node). */
 export interface Timestamp {
-  sec: number;
-  nsec: number;
+  readonly sec: number;
+  readonly nsec: number;
 }
 
 /**
