@@ -34,16 +34,16 @@ function packWords(
   remaining: number,
   words: number,
   unsigned: boolean,
-  out: Uint32Array,
+  out: Int32Array,
 ): void {
   // Names are at most 255 bytes, so the remaining length fits the low byte of each half.
-  let pad = (remaining | (remaining << 8)) >>> 0;
-  pad = (pad | (pad << 16)) >>> 0;
+  let pad = remaining | (remaining << 8);
+  pad = pad | (pad << 16);
   let val = pad;
   const len = Math.min(remaining, words * 4);
   let w = 0;
   for (let i = 0; i < len; i++) {
-    val = (charValue(name[start + i]!, unsigned) + ((val << 8) >>> 0)) >>> 0;
+    val = (charValue(name[start + i]!, unsigned) + (val << 8)) | 0;
     if (i % 4 === 3) {
       out[w++] = val;
       val = pad;
@@ -75,7 +75,7 @@ function step(a: number, f: number, w: number, s: number): number {
 }
 
 /** Reduced-round MD4 (three rounds of eight steps) over eight input words; updates `buf`. */
-function halfMd4Transform(buf: Uint32Array, x: Uint32Array): void {
+function halfMd4Transform(buf: Int32Array, x: Int32Array): void {
   let a = buf[0]!;
   let b = buf[1]!;
   let c = buf[2]!;
@@ -116,7 +116,7 @@ function halfMd4Transform(buf: Uint32Array, x: Uint32Array): void {
 const TEA_DELTA = 0x9e3779b9;
 
 /** 16 rounds of TEA over the first two state words with a four-word key `k`. */
-function teaTransform(buf: Uint32Array, k: Uint32Array): void {
+function teaTransform(buf: Int32Array, k: Int32Array): void {
   let sum = 0;
   let b0 = buf[0]!;
   let b1 = buf[1]!;
@@ -144,10 +144,12 @@ function legacyHash(name: Uint8Array, unsigned: boolean): number {
   return (h0 << 1) >>> 0;
 }
 
-// Scratch buffers (the hash is synchronous and not re-entrant).
-const STATE = new Uint32Array(4);
-const WORDS8 = new Uint32Array(8);
-const WORDS4 = new Uint32Array(4);
+// Scratch buffers (the hash is synchronous and not re-entrant). Int32, not Uint32: words above
+// 2^31 read from a Uint32Array are doubles to the JIT, and so is all the arithmetic on them;
+// every step wraps to 32 bits anyway, so the bits are the same.
+const STATE = new Int32Array(4);
+const WORDS8 = new Int32Array(8);
+const WORDS4 = new Int32Array(4);
 
 /**
  * Directory hash of `name` as ext4 computes it for lookups and htree ordering.
