@@ -96,6 +96,18 @@ export function directoryBlockCount(
   return planShape(total, maxRecLen, opts.metadataCsum, children.length).blockCount;
 }
 
+/** directoryBlockCount for names held as byte strings (one char per byte), without an object per name. */
+export function directoryBlockCountOfNames(names: readonly string[], opts: { metadataCsum: boolean }): number {
+  let total = 0;
+  let maxRecLen = 0;
+  for (let i = 0; i < names.length; i++) {
+    const r = direntRecLen(names[i]!.length);
+    total += r;
+    if (r > maxRecLen) maxRecLen = r;
+  }
+  return planShape(total, maxRecLen, opts.metadataCsum, names.length).blockCount;
+}
+
 /**
  * Splits entries of the given sizes (already in hash order) into exactly `leafCount` non-empty
  * runs of at most `capacity` bytes. Each leaf takes entries until it reaches the average of

@@ -11,6 +11,7 @@ import {
   buildDirectoryWithHash,
   type DirHashFn,
   directoryBlockCount,
+  directoryBlockCountOfNames,
   dxNodeLimit,
   dxRootLimit,
   planLeaves,
@@ -303,6 +304,7 @@ describe("buildDirectory (htree)", () => {
       const o = options(k % 2 === 0);
       const b = buildDirectory(12, 2, kids, o);
       expect(b.blockCount).toBe(directoryBlockCount(lengths(kids), o));
+      expect(directoryBlockCountOfNames(kids.map((k) => latin1.decode(k.name)), o)).toBe(b.blockCount);
       verifyDirectory(b.bytes, 12, 2, kids, o);
     }
   });
