@@ -93,9 +93,9 @@ export class StreamedFileData implements TarFileDataSink {
   private size = 0;
   /** Bytes of it seen so far. */
   private seen = 0;
-  private extents: ExtentList = [];
+  private readonly extents: ExtentList = [];
   /** Its non-zero block runs so far, [first, count, ...]. */
-  private runs: number[] = [];
+  private readonly runs: number[] = [];
   private anyZero = false;
   /** A block cut by the end of a chunk, completed from the next one. */
   private readonly carry = new Uint8Array(BS);
@@ -115,8 +115,9 @@ export class StreamedFileData implements TarFileDataSink {
     this.offset = dataOffset;
     this.size = size;
     this.seen = 0;
-    this.extents = [];
-    this.runs = [];
+    // Reused from file to file: end() hands the digest and the caller copies, never these arrays.
+    this.extents.length = 0;
+    this.runs.length = 0;
     this.anyZero = false;
     this.carryFill = 0;
   }
