@@ -23,8 +23,6 @@ export interface TarEntry {
   mode: number;
   uid: number;
   gid: number;
-  uname: string;
-  gname: string;
   /** Bytes of data following the header (regular files; 0 for the types that carry none). */
   size: number;
   mtime: Timestamp;
@@ -323,8 +321,6 @@ export class TarParser {
       mode: raw.mode & 0o7777,
       uid: pax.uid ?? raw.uid,
       gid: pax.gid ?? raw.gid,
-      uname: pax.uname ?? raw.uname,
-      gname: pax.gname ?? raw.gname,
       size: type === "file" ? size : 0,
       mtime,
       atime: pax.atime ?? mtime,

@@ -11,7 +11,7 @@ import type { FsNode } from "../../src/tree/types.ts";
 const T = { sec: 0, nsec: 0 };
 
 function entry(type: TarEntry["type"], path: string, linkname = ""): TarEntry {
-  return { type, path, linkname, mode: 0o755, uid: 0, gid: 0, uname: "", gname: "", size: 0, mtime: T, atime: T, ctime: T, major: 0, minor: 0, xattrs: new Map(), headerOffset: 0, dataOffset: 0 };
+  return { type, path, linkname, mode: 0o755, uid: 0, gid: 0, size: 0, mtime: T, atime: T, ctime: T, major: 0, minor: 0, xattrs: new Map(), headerOffset: 0, dataOffset: 0 };
 }
 
 /** The tree as text: kinds, targets, and which names share one node (hardlinks). */
