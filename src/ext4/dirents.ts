@@ -91,11 +91,12 @@ const DOT = Uint8Array.of(0x2e);
 const DOTDOT = Uint8Array.of(0x2e, 0x2e);
 
 /** Sum of the children's rec_lens and the largest one. */
-export function measureChildren(children: ReadonlyArray<{ nameLength: number }>): { total: number; maxRecLen: number } {
+/** Total and largest rec_len of entries with these names (byte strings or byte arrays: only their length counts). */
+export function measureNames(names: ReadonlyArray<{ readonly length: number }>): { total: number; maxRecLen: number } {
   let total = 0;
   let maxRecLen = 0;
-  for (const c of children) {
-    const r = direntRecLen(c.nameLength);
+  for (let i = 0; i < names.length; i++) {
+    const r = direntRecLen(names[i]!.length);
     total += r;
     if (r > maxRecLen) maxRecLen = r;
   }

@@ -20,7 +20,7 @@ import {
   direntRecLen,
   fitsOneBlock,
   leafCapacity,
-  measureChildren,
+  measureNames,
   assertNoAdjacentDuplicates,
   validateChildren,
   writeDirent,
@@ -89,22 +89,10 @@ export function planShape(total: number, maxRecLen: number, metadataCsum: boolea
 
 /** Block count only (for sizing); equals buildDirectory(...).blockCount. */
 export function directoryBlockCount(
-  children: ReadonlyArray<{ nameLength: number }>,
+  names: ReadonlyArray<{ readonly length: number }>,
   opts: { metadataCsum: boolean },
 ): number {
-  const { total, maxRecLen } = measureChildren(children);
-  return planShape(total, maxRecLen, opts.metadataCsum, children.length).blockCount;
-}
-
-/** directoryBlockCount for names held as byte strings (one char per byte), without an object per name. */
-export function directoryBlockCountOfNames(names: readonly string[], opts: { metadataCsum: boolean }): number {
-  let total = 0;
-  let maxRecLen = 0;
-  for (let i = 0; i < names.length; i++) {
-    const r = direntRecLen(names[i]!.length);
-    total += r;
-    if (r > maxRecLen) maxRecLen = r;
-  }
+  const { total, maxRecLen } = measureNames(names);
   return planShape(total, maxRecLen, opts.metadataCsum, names.length).blockCount;
 }
 

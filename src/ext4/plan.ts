@@ -5,7 +5,7 @@
 import { displayName, type FsNode } from "../tree/index.ts";
 import { BlockAllocator, OutOfSpaceError } from "./allocator.ts";
 import * as C from "./constants.ts";
-import { directoryBlockCountOfNames } from "./htree.ts";
+import { directoryBlockCount } from "./htree.ts";
 import { appendExtents, extentCount, extentTreeBlockCount, type ExtentList } from "./extents.ts";
 import { computeGeometry, defaultJournalBlocks, fixedMetadataBlocks, type Geometry } from "./geometry.ts";
 import { IN_INODE_XATTR_SPACE } from "./inode.ts";
@@ -323,7 +323,7 @@ function measure(n: Numbering, metadataCsum: boolean): { contentBlocks: number; 
         const count =
           p.ino === C.LOST_FOUND_INO && p.entries!.names.length === 0
             ? LOST_FOUND_BLOCKS
-            : directoryBlockCountOfNames(p.entries!.names, { metadataCsum });
+            : directoryBlockCount(p.entries!.names, { metadataCsum });
         p.dataBlocks = count;
         runsForEstimate = [0, count];
         break;

@@ -109,13 +109,13 @@ describe("linear directories", () => {
       const ents = walk(r.bytes);
       const last = ents[ents.length - (csum ? 2 : 1)]!;
       expect(last.recLen).toBe(direntRecLen(lastLen)); // no slack at all
-      expect(directoryBlockCount(kids.map((k) => ({ nameLength: k.name.length })), { metadataCsum: csum })).toBe(1);
+      expect(directoryBlockCount(kids.map((k) => k.name), { metadataCsum: csum })).toBe(1);
 
       const more = [...kids, child("q", 99999)];
       const r2 = buildDirectory(12, 2, more, opts(csum));
       expect(r2.blockCount).toBe(3); // dx_root + 2 leaves
       expect(r2.indexed).toBe(true);
-      expect(directoryBlockCount(more.map((k) => ({ nameLength: k.name.length })), { metadataCsum: csum })).toBe(3);
+      expect(directoryBlockCount(more.map((k) => k.name), { metadataCsum: csum })).toBe(3);
     });
   }
 
