@@ -262,10 +262,12 @@ export class StreamedFileData implements TarFileDataSink {
    * once the plan has kept the streamed data (matches): they then go to the disk the way the
    * file data did, straight from already-mapped memory and on the writer thread, instead of
    * through a fresh buffer and the page cache that the final fsync would have to write back.
+   * Null when no file data was written: starting the writer thread only for the metadata of a
+   * tiny image cost more (~15 ms) than it saves.
    */
-  metadataTarget(): BlockTarget {
+  metadataTarget(): BlockTarget | null {
     if (this.failure !== null) throw new Error(`internal: metadata through an abandoned stream (${this.failure})`);
-    return this.writer.asBlockTarget();
+    return this.writer.started ? this.writer.asBlockTarget() : null;
   }
 
   /** Starts writing the last, partly filled slot (the input has ended), so it overlaps the plan. */

@@ -466,7 +466,7 @@ export class Ext4ImageWriter {
       : null;
 
     ftruncateSync(fd, g.blocksCount * BS);
-    const sink = streamedSource >= 0 ? streamed!.metadataTarget() : new BlockSink(fd, BS);
+    const sink = (streamedSource >= 0 ? streamed!.metadataTarget() : null) ?? new BlockSink(fd, BS);
     this.fileCopy = startFileData(plan, sources, sink, fd, streamedSource);
     const usage = writeInodes(plan, sink);
     timing?.("inodes: content, extent trees, tables (file data copying meanwhile)", t0);

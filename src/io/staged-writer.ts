@@ -113,6 +113,11 @@ export class StagedBlockWriter {
     }
   }
 
+  /** Whether the worker and its slots exist (the first put starts them). */
+  get started(): boolean {
+    return this.worker !== null;
+  }
+
   /** This writer as a BlockTarget (puts copy into the slots; flush hands the current slot over). */
   asBlockTarget(): BlockTarget {
     return {

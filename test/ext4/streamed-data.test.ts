@@ -81,6 +81,23 @@ testWith({ tools: ["e2fsck"] }, "streamed copies are kept for an ordinary tar an
   e2fsckClean(a);
 }, 60_000);
 
+testWith({ tools: ["e2fsck"] }, "no file data at all: no writer thread is started just for the metadata, and the image is the unstreamed one", async () => {
+  const t = new TarBuilder();
+  t.dir("etc");
+  t.symlink("etc/localtime", "/usr/share/zoneinfo/UTC");
+  t.file("etc/empty", "");
+  t.fifo("run/initctl");
+  const tar = join(work, "nodata.tar");
+  writeFileSync(tar, t.end());
+  const a = join(work, "nodata-streamed.img");
+  const b = join(work, "nodata-unstreamed.img");
+  const stats = await streamed(tar, a, { size: 64 << 20 });
+  await unstreamed(tar, b, { size: 64 << 20 });
+  expect(stats.streamed).toMatchObject({ kept: true, files: 0, directWrites: 0, bufferedWrites: 0 });
+  expect(differingOffsets(a, b)).toEqual([]);
+  e2fsckClean(a);
+});
+
 test("a file replaced later in the tar: the streamed copies are discarded, the image is still the unstreamed one", async () => {
   const tar = join(work, "replaced.tar");
   writeFileSync(tar, mixedTar((t) => t.file("d/f10", "replaced by a shorter file\n")));
