@@ -17,7 +17,7 @@ import * as C from "./constants.ts";
 import { appendExtents, type ExtentList } from "./extents.ts";
 import type { Geometry } from "./geometry.ts";
 import type { PlannedInode } from "./plan.ts";
-import type { BlockTarget } from "../io/block-io.ts";
+import { type BlockTarget, fdReader, writeAll } from "../io/block-io.ts";
 import { StagedBlockWriter, type StagedWriteStats } from "../io/staged-writer.ts";
 
 const BS = C.BLOCK_SIZE;
@@ -101,14 +101,37 @@ export class StreamedFileData implements TarFileDataSink {
   private readonly carry = new Uint8Array(BS);
   private carryFill = 0;
   private readonly physical: number[] = [];
+  /**
+   * With recordForRestore: every piece written, as (stream offset, image block, bytes) triples,
+   * and the bytes of a carried block that could not be placed, so that restoreSource can write
+   * the data back into the source (a spool that skipped it) should the copies be discarded.
+   */
+  private placements: Float64Array | null = null;
+  private placementCount = 0;
+  private unplaced: { offset: number; bytes: Uint8Array } | null = null;
 
   constructor(
     readonly source: ByteSource,
-    outFd: number,
+    private readonly outFd: number,
     geometry: Geometry,
   ) {
     this.alloc = new BlockAllocator(geometry);
     this.writer = new StagedBlockWriter(outFd, BS);
+  }
+
+  /**
+   * Keep a record of every piece written (24 bytes each), so the source may skip storing what
+   * this sink holds while it holds everything (holdsAllData). The source must be a writable
+   * regular file read at the stream's offsets: a spool of standard input.
+   */
+  recordForRestore(): boolean {
+    this.placements ??= new Float64Array(3 * 1024);
+    return true;
+  }
+
+  /** True while every file byte seen so far has been written into the image (nothing abandoned). */
+  get holdsAllData(): boolean {
+    return this.failure === null;
   }
 
   begin(dataOffset: number, size: number): void {
@@ -201,6 +224,9 @@ export class StreamedFileData implements TarFileDataSink {
     } catch (err) {
       if (!(err instanceof OutOfSpaceError)) throw err;
       this.abandon(`the data outgrew the ${((alloc.geometry.blocksCount * BS) / 2 ** 30).toFixed(0)} GiB the prediction assumed`);
+      // A carried block holds bytes of the previous chunk, which a spool skipping what this
+      // sink held has not stored: keep them for restoreSource.
+      if (this.placements && buf === this.carry) this.unplaced = { offset: this.offset + logical * BS, bytes: this.carry.slice(from, to) };
       return;
     }
     appendExtents(this.extents, logical, physical);
@@ -208,9 +234,51 @@ export class StreamedFileData implements TarFileDataSink {
     for (let i = 0; i < physical.length; i += 2) {
       const until = Math.min(to, at + physical[i + 1]! * BS);
       this.writer.put(physical[i]!, buf, at, until);
+      if (this.placements) this.recordPlacement(this.offset + logical * BS + (at - from), physical[i]!, until - at);
       at = until;
     }
     this.bytes += to - from;
+  }
+
+  private recordPlacement(streamOffset: number, block: number, bytes: number): void {
+    let p = this.placements!;
+    if (this.placementCount * 3 === p.length) {
+      const grown = new Float64Array(p.length * 2);
+      grown.set(p);
+      this.placements = p = grown;
+    }
+    const i = this.placementCount++ * 3;
+    p[i] = streamOffset;
+    p[i + 1] = block;
+    p[i + 2] = bytes;
+  }
+
+  /**
+   * After the copies were discarded. With recordForRestore: waits for every write, then copies
+   * each recorded piece back from the image into the source at its stream offset (and the
+   * unplaced carried block), so the source holds all the file data again. Without: stops the
+   * writes at once.
+   */
+  async restoreSource(): Promise<void> {
+    const p = this.placements;
+    if (!p) {
+      await this.writer.stop(); // nothing to restore: whatever is still being written is dropped
+      return;
+    }
+    await this.writer.finish();
+    const fd = this.source.regularFileFd?.() ?? null;
+    if (fd === null) throw new Error("internal: restoring streamed data into a source without a file");
+    const image = fdReader(this.outFd, "the image being written");
+    const buf = new Uint8Array(4 << 20);
+    for (let i = 0; i < this.placementCount * 3; i += 3) {
+      const [offset, block, bytes] = [p[i]!, p[i + 1]!, p[i + 2]!];
+      for (let done = 0; done < bytes; done += buf.length) {
+        const piece = buf.subarray(0, Math.min(buf.length, bytes - done));
+        image.readInto(piece, block * BS + done);
+        writeAll(fd, piece, offset + done);
+      }
+    }
+    if (this.unplaced) writeAll(fd, this.unplaced.bytes, this.unplaced.offset);
   }
 
   end(): Uint32Array | undefined {

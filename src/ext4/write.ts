@@ -453,7 +453,8 @@ export class Ext4ImageWriter {
       if (index < 0) streamed.abandon("the streamed source is not among the image's sources");
       else if (streamed.matches(plan.dataOrder, index, g)) streamedSource = index;
       if (streamedSource < 0) {
-        await streamed.stop();
+        // A spool that skipped the data this stream held gets it back from the image first.
+        await streamed.restoreSource();
         ftruncateSync(fd, 0); // drop what was copied, so unused blocks read as zeros
       }
       if (timing) {

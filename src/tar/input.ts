@@ -41,7 +41,7 @@ function readFrom(fd: number, parser: TarParser, start: number, chunkSize: numbe
  * (no stream chunks to await or copy), parsing it and spooling it like spoolAndParse.
  * Returns the stream length.
  */
-export function spoolAndParseFd(fd: number, parser: TarParser, spool: Spool, chunkSize = CHUNK_SIZE): number {
+export function spoolAndParseFd(fd: number, parser: TarParser, spool: Spool, spoolNeeded: () => boolean = () => true, chunkSize = CHUNK_SIZE): number {
   const buf = Buffer.allocUnsafe(chunkSize);
   let base = 0;
   for (;;) {
@@ -62,8 +62,10 @@ export function spoolAndParseFd(fd: number, parser: TarParser, spool: Spool, chu
       fill += n;
     }
     if (fill > 0 && !parser.ended) {
-      spool.write(buf, fill, base);
+      // Parsed first: a file data sink that stops holding the data within this chunk leaves it
+      // to the spool from this chunk on.
       parser.push(buf.subarray(0, fill));
+      if (spoolNeeded()) spool.write(buf, fill, base);
     }
     base += fill;
     if (fill < chunkSize) break;
@@ -78,15 +80,21 @@ export function spoolAndParseFd(fd: number, parser: TarParser, spool: Spool, chu
  * marker the rest of the stream is drained (so the writer never sees a broken pipe) but not kept.
  * Returns the stream length.
  */
-export async function spoolAndParse(stream: ReadableStream<Uint8Array>, parser: TarParser, spool: Spool, chunkSize = CHUNK_SIZE): Promise<number> {
+export async function spoolAndParse(
+  stream: ReadableStream<Uint8Array>,
+  parser: TarParser,
+  spool: Spool,
+  spoolNeeded: () => boolean = () => true,
+  chunkSize = CHUNK_SIZE,
+): Promise<number> {
   const buf = Buffer.allocUnsafe(chunkSize);
   let fill = 0;
   let base = 0;
   const flush = (): void => {
     if (fill === 0) return;
     if (!parser.ended) {
-      spool.write(buf, fill, base);
       parser.push(buf.subarray(0, fill));
+      if (spoolNeeded()) spool.write(buf, fill, base);
     }
     base += fill;
     fill = 0;

@@ -50,6 +50,13 @@ export interface TarFileDataSink {
   begin(dataOffset: number, size: number): void;
   data(chunk: Uint8Array, start: number, end: number): void;
   end(): Uint32Array | undefined;
+  /**
+   * Asked when the source is a spool of standard input: true if the sink keeps what it needs to
+   * write the data back into the spool later, so the spool may skip chunks while holdsAllData.
+   */
+  recordForRestore?(): boolean;
+  /** True while the sink holds every file byte seen so far. */
+  readonly holdsAllData?: boolean;
 }
 
 export interface TarParserOptions {

@@ -17,6 +17,8 @@ export interface LoadedRootfs {
   sources: ByteSource[];
   /** A hash of all header records (not file data): same tar ⇒ same identity. */
   identity: Uint8Array;
+  /** Standard input from a pipe: the bytes written to its spool (file data a sink held is skipped). */
+  spooledBytes?: number;
   /** Closes the sources and removes any spool file; idempotent. */
   cleanup(): void;
 }
@@ -62,9 +64,10 @@ export async function loadRootfsTar(input: string, opts: LoadOptions): Promise<L
   const builder = new RootfsBuilder(0);
   const parser = new TarParser((entry) => builder.add(entry));
   /** Gives the parser the caller's file data sink for `source`, if it has one. */
-  const attachSink = (source: ByteSource): void => {
+  const attachSink = (source: ByteSource): TarFileDataSink | null => {
     const sink = opts.fileDataSink?.(source) ?? null;
     if (sink) parser.useFileDataSink(sink);
+    return sink;
   };
 
   if (input !== "-" || fstatSync(0).isFile()) {
@@ -109,11 +112,14 @@ export async function loadRootfsTar(input: string, opts: LoadOptions): Promise<L
   const spoolSource = new FdByteSource(spoolFd, `spool of standard input (${spoolPath}, unlinked)`);
   const spool = new Spool(spoolFd);
   try {
-    attachSink(spoolSource);
+    // A sink that can write its data back into the spool (should its copies be discarded)
+    // spares the spool that data: chunks are spooled only once it stops holding everything.
+    const sink = attachSink(spoolSource);
+    const spoolNeeded = sink?.recordForRestore?.() ? () => sink.holdsAllData !== true : () => true;
     const stdin = fstatSync(0);
     if (stdin.isFIFO()) growPipeBuffer(0);
-    if (stdin.isFIFO() || stdin.isSocket()) spoolAndParseFd(0, parser, spool);
-    else await spoolAndParse(Bun.stdin.stream(), parser, spool);
+    if (stdin.isFIFO() || stdin.isSocket()) spoolAndParseFd(0, parser, spool, spoolNeeded);
+    else await spoolAndParse(Bun.stdin.stream(), parser, spool, spoolNeeded);
     try {
       await spool.close();
     } catch (e) {
@@ -124,5 +130,5 @@ export async function loadRootfsTar(input: string, opts: LoadOptions): Promise<L
     spoolSource.close();
     throw e;
   }
-  return { root: builder.root, sources: [spoolSource], identity: parser.identity(), cleanup: once(() => spoolSource.close()) };
+  return { root: builder.root, sources: [spoolSource], identity: parser.identity(), spooledBytes: spool.bytesWritten, cleanup: once(() => spoolSource.close()) };
 }

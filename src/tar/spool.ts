@@ -10,6 +10,8 @@ import { isZeroRange, ZERO_BLOCK_SIZE as BS } from "./zeros.ts";
 export class Spool {
   private readonly writer: StagedBlockWriter;
   private length = 0;
+  /** Bytes handed to the writer (non-zero blocks only). */
+  bytesWritten = 0;
 
   constructor(private readonly fd: number) {
     this.writer = new StagedBlockWriter(fd, BS);
@@ -25,10 +27,14 @@ export class Spool {
       if (!zero && runStart < 0) runStart = p;
       if (zero && runStart >= 0) {
         this.writer.put((position + runStart) / BS, buf, runStart, p);
+        this.bytesWritten += p - runStart;
         runStart = -1;
       }
     }
-    if (runStart >= 0) this.writer.put((position + runStart) / BS, buf, runStart, len);
+    if (runStart >= 0) {
+      this.writer.put((position + runStart) / BS, buf, runStart, len);
+      this.bytesWritten += len - runStart;
+    }
   }
 
   /** Waits for every write, then sets the spool's length to the stream's (the last block was padded). */

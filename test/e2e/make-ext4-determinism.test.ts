@@ -61,6 +61,26 @@ test("same tar twice (different output paths, file, stdin file and stdin pipe) g
   expect(differingOffsets(a, d)).toEqual([]);
 }, 60_000);
 
+test("a pipe: the spool skips the file data the stream holds; when those copies are discarded (a file replaced later) it is restored from the image; both images equal the file input's", async () => {
+  const replaced = new TarBuilder();
+  replaced.raw(variedTar().subarray(0, -1024)); // without its end blocks
+  replaced.file("bin/ping-placeholder", "replaced later in the tar\n"); // no other name keeps the old data
+  for (const [name, bytes, kept] of [["varied", variedTar(), true], ["replaced", replaced.end(), false]] as const) {
+    const tar = join(work, `${name}-pipe.tar`);
+    writeFileSync(tar, bytes);
+    const fromFile = join(work, `${name}-file.img`);
+    const fromPipe = join(work, `${name}-pipe.img`);
+    await makeExt4Ok(["--rootfs-tar", tar, "--out", fromFile, "--size", "256M"]);
+    const r = await makeExt4Ok(["--rootfs-tar", "-", "--out", fromPipe, "--size", "256M"], {
+      stdinFrom: { command: ["cat", tar], approxBytes: 0 },
+      env: { ...process.env, BANGER_TIMING: "1" },
+    });
+    expect(r.stderr).toContain("standard input spooled: 0.0 MiB");
+    expect(r.stderr).toContain(kept ? ", kept;" : ", discarded (");
+    expect(differingOffsets(fromFile, fromPipe)).toEqual([]);
+  }
+}, 60_000);
+
 test("a different --uuid gives a different image (and the same --uuid the same one)", async () => {
   const tar = join(work, "varied2.tar");
   writeFileSync(tar, variedTar());

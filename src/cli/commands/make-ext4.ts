@@ -48,6 +48,7 @@ export const makeExt4Command: Command = {
         const cpu = process.cpuUsage(cpu0);
         console.error(`start-up (runtime, modules, image file): ${t0.toFixed(0)} ms wall, ${((cpu0.user + cpu0.system) / 1000).toFixed(0)} ms cpu`);
         console.error(`tar read (file data written meanwhile): ${(performance.now() - t0).toFixed(0)} ms wall, ${((cpu.user + cpu.system) / 1000).toFixed(0)} ms cpu`);
+        if (loaded.spooledBytes !== undefined) console.error(`standard input spooled: ${(loaded.spooledBytes / 1048576).toFixed(1)} MiB`);
       }
       const stats = await writer.finish(loaded.root, loaded.sources, loaded.identity);
       console.error(
