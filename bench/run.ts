@@ -9,7 +9,7 @@ import { CASES, type CaseDef, type Input } from "./cases.ts";
 import { extractTree, removeTree, type Tool } from "./baselines.ts";
 import { FIXTURE_CACHE, REPO_ROOT, freeBytes } from "./inputs.ts";
 import { machineInfo } from "./machine.ts";
-import { measure, requireGnuTime, type Measurement } from "./measure.ts";
+import { measure, requireGnuTime } from "./measure.ts";
 import { renderResults, type CaseResult } from "./report.ts";
 import { imageSizeFor, mkfsInodeCount, scanTar, type TarStats } from "./tar-scan.ts";
 import { checkZeroImage, fsck } from "./verify.ts";

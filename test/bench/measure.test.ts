@@ -1,7 +1,7 @@
 // bench/measure.ts times one script: the wall clock to the microsecond (bash's $EPOCHREALTIME
 // around the script; GNU time's own has 10 ms steps), CPU and RSS from GNU time, and a failing
 // script comes back as a failure with its exit code, never as a time.
-import { afterAll, expect, test } from "bun:test";
+import { afterAll, expect } from "bun:test";
 import { rmSync } from "node:fs";
 import { measure } from "../../bench/measure.ts";
 import { testWith } from "../helpers/env.ts";

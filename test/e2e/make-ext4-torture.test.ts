@@ -7,7 +7,7 @@ import { afterAll, expect } from "bun:test";
 import { rmSync, writeFileSync, mkdirSync, renameSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
 import { testWith, toolPath } from "../helpers/env.ts";
-import { debugfsEaList, debugfsHtree, debugfsStat, dumpe2fs, e2fsckClean, runOk, scratchDir } from "../helpers/oracles.ts";
+import { debugfsEaList, debugfsHtree, debugfsStat, dumpe2fs, runOk, scratchDir } from "../helpers/oracles.ts";
 import { compareSnapshots, kernelReference, mountImage, snapshotTree, type Snapshot } from "../helpers/kernel-compare.ts";
 import { buildTortureTar, CAP_NET_RAW_EP, patternBlock, SELINUX_LABEL, TORTURE } from "../helpers/torture.ts";
 import { E2E_TOOLS, expectImageMatches, lazy, makeExt4Ok } from "./lib.ts";

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect } from "bun:test";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { BlobCache, OciAuthError, OciDigestMismatchError, OciNotFoundError, RegistrySource, parsePlatform, parseSource, staticCredentials, type ProgressEvent, type ResolvedImage } from "../../src/oci/index.ts";
+import { BlobCache, OciDigestMismatchError, OciNotFoundError, RegistrySource, parsePlatform, parseSource, staticCredentials, type ProgressEvent, type ResolvedImage } from "../../src/oci/index.ts";
 import { hasTool, testWith } from "../helpers/env.ts";
 import { concat, makeImage, makeIndex, makeLayer, makeTar, type TestImage } from "../helpers/oci-images.ts";
 import { startCutter, startProxy, type Proxy } from "../helpers/oci-proxy.ts";

@@ -4,9 +4,9 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { loadRootfsTar, TarError, TarParser, type LoadedRootfs, type TarEntry } from "../../src/tar/index.ts";
+import { loadRootfsTar, TarError, type LoadedRootfs } from "../../src/tar/index.ts";
 import { utf8ToName } from "../../src/tree/names.ts";
-import { concat, header, member, paxMember, TarBuilder, toBytes } from "../helpers/tarwriter.ts";
+import { concat, member, paxMember, TarBuilder, toBytes } from "../helpers/tarwriter.ts";
 import { nodeAt, readNodeData, removeDir, tempDir } from "./util.ts";
 
 let work = "";
