@@ -35,7 +35,11 @@ testWith({ tools: ["e2fsck"] }, "mutated tars through a pipe: the file input's i
   let accepted = 0;
   let run = 0;
   await fc.assert(
-    fc.asyncProperty(fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 3 }), fc.option(fc.nat(), { freq: 3 }), async (writes, cut) => {
+    fc.asyncProperty(
+      fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 3 }),
+      // Cut short in one case out of four, so most inputs stay acceptable and take the restore.
+      fc.oneof({ arbitrary: fc.constant(null), weight: 3 }, { arbitrary: fc.nat(), weight: 1 }),
+      async (writes, cut) => {
       const bytes = Uint8Array.from(base);
       for (const [pos, value] of writes) bytes[pos % bytes.length] = value;
       const dir = join(work, `r${run++}`);
@@ -59,7 +63,8 @@ testWith({ tools: ["e2fsck"] }, "mutated tars through a pipe: the file input's i
         expect(readdirSync(outDir)).toEqual([]);
       }
       rmSync(dir, { recursive: true, force: true });
-    }),
+      },
+    ),
     { numRuns: 25 },
   );
   expect(accepted).toBeGreaterThan(5);

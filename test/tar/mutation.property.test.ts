@@ -54,7 +54,8 @@ const BYTE_KINDS = [
 const mutation = fc.record({
   writes: fc.array(fc.tuple(fc.nat(), fc.oneof(...BYTE_KINDS)), { minLength: 1, maxLength: 6 }),
   fixChecksums: fc.boolean(),
-  truncateAt: fc.option(fc.nat(), { freq: 8 }),
+  // Cut short in one case out of eight (fc.option's freq is the other way round: nil is the rare one).
+  truncateAt: fc.oneof({ arbitrary: fc.constant(null), weight: 7 }, { arbitrary: fc.nat(), weight: 1 }),
 });
 
 testWith({ tools: ["e2fsck"] }, "mutated tars: a clean image or a TarError/Ext4PlanError, never another exception, nothing left behind", async () => {
