@@ -235,7 +235,25 @@ export function buildDirectoryWithHash(
     writeLinearBlock(bytes, view, 0, selfIno, parentIno, children, opts);
     return { bytes, blockCount: 1, indexed: false };
   }
+  writeIndexed(bytes, view, shape, selfIno, parentIno, children, opts, hashOf);
+  return { bytes, blockCount: shape.blockCount, indexed: true };
+}
 
+/**
+ * The htree of a directory larger than a block, into `bytes` (zeroed, shape.blockCount blocks).
+ * Its own function so that the JIT's compile of the one-block case, run for most directories,
+ * stays small.
+ */
+function writeIndexed(
+  bytes: Uint8Array,
+  view: DataView,
+  shape: DirShape,
+  selfIno: number,
+  parentIno: number,
+  children: DirChild[],
+  opts: DirBuildOptions,
+  hashOf: DirHashFn,
+): void {
   // Hash order: major hash, then minor hash, then name bytes (deterministic output).
   const n = children.length;
   const major = new Uint32Array(n);
@@ -302,7 +320,6 @@ export function buildDirectoryWithHash(
     rootCount = nodeCount;
   }
   if (opts.metadataCsum) writeDxTail(bytes, view, 0, DX_ROOT_COUNT_OFFSET, rootLimit, rootCount, opts.inodeCsumSeed);
-  return { bytes, blockCount: shape.blockCount, indexed: true };
 }
 
 /**
