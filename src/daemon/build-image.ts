@@ -172,7 +172,7 @@ async function unpackLayer(req: BuildRequest, i: number, signal: AbortSignal, wr
     const spoolNeeded = sink?.recordForRestore?.() ? () => sink.holdsAllData !== true : () => true;
     const stream = counted(image.openLayer(i), signal, (bytes, ended) => req.progress?.({ type: "unpack", index: i, bytes, done: ended }));
     try {
-      await spoolAndParse(stream, parser, spool, spoolNeeded);
+      await spoolAndParse(stream, parser, spool, spoolNeeded, undefined, label);
     } catch (err) {
       throw withPrefix(err, label);
     }

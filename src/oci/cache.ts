@@ -253,6 +253,11 @@ export class BlobCache {
     return path.join(this.blobsDir, digestHex(digest));
   }
 
+  /** Where a download of `digest` in progress (by this process or another) keeps its bytes. */
+  partialPath(digest: string): string {
+    return path.join(this.ingestDir, `${digestHex(digest)}.partial`);
+  }
+
   async has(digest: string, size?: number): Promise<boolean> {
     try {
       const st = await fs.stat(this.blobPath(digest));
@@ -319,7 +324,7 @@ export class BlobCache {
       await release();
       return;
     }
-    const ingest = new BlobIngest(digest, size, path.join(this.ingestDir, `${hex}.partial`), this.blobPath(digest), release);
+    const ingest = new BlobIngest(digest, size, this.partialPath(digest), this.blobPath(digest), release);
     try {
       await ingest.open();
       await download(ingest);

@@ -6,6 +6,7 @@ import zlib from "node:zlib";
 import { DigestWriter } from "./digest.ts";
 import { OciDigestMismatchError, OciError, errorText } from "./errors.ts";
 import type { Compression } from "./media-types.ts";
+import { nativeZstdAvailable, zstdDecompressNative } from "./zstd.ts";
 
 export interface LayerStreamOptions {
   compression: Compression;
@@ -15,6 +16,8 @@ export interface LayerStreamOptions {
   diffId?: string;
   /** For messages: which layer of which image. */
   where: string;
+  /** Decompress zstd with node:zlib even where libzstd could be used (tests, comparisons). */
+  noNativeZstd?: boolean;
 }
 
 /** Passes chunks through while hashing; throws at the end if the digest differs. */
@@ -68,11 +71,23 @@ async function* inflate(src: AsyncIterable<Uint8Array>, compression: "gzip" | "z
   if (feedError !== undefined) throw feedError;
 }
 
+/** libzstd's decoder (zstd.ts), with its errors named like inflate's. */
+async function* inflateZstdNative(src: AsyncIterable<Uint8Array>, where: string): AsyncGenerator<Uint8Array> {
+  try {
+    yield* zstdDecompressNative(src);
+  } catch (err) {
+    if (err instanceof OciError) throw err;
+    if (err instanceof Error && err.name === "ZstdError") throw new OciError(`${where}: zstd decompression failed: ${err.message.replace(/^zstd: /, "")}`, { cause: err });
+    throw err;
+  }
+}
+
 /** Uncompressed, verified tar bytes of one layer, as an async iterable. */
 export function layerChunks(compressed: AsyncIterable<Uint8Array>, opts: LayerStreamOptions): AsyncIterable<Uint8Array> {
   let s: AsyncIterable<Uint8Array> = compressed;
   if (opts.digest) s = verified(s, opts.digest, "blob digest", opts.where);
-  if (opts.compression !== "none") s = inflate(s, opts.compression, opts.where);
+  if (opts.compression === "zstd" && nativeZstdAvailable(opts.noNativeZstd)) s = inflateZstdNative(s, opts.where);
+  else if (opts.compression !== "none") s = inflate(s, opts.compression, opts.where);
   if (opts.diffId) s = verified(s, opts.diffId, "diff_id (uncompressed digest)", opts.where);
   return s;
 }

@@ -25,6 +25,12 @@ export interface ResolveOptions {
   /** Platform to select; undefined means the host's, without refusing single-platform images of another. */
   platform?: Platform;
   progress?: ProgressListener;
+  /**
+   * Return as soon as the manifest and config are known, with the layers still downloading:
+   * openLayer() then follows each download as it proceeds (its stream ends only once the blob
+   * is verified), so conversion overlaps the download. Sources with local layers ignore it.
+   */
+  followDownloads?: boolean;
 }
 
 export interface ResolvedImage {

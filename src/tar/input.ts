@@ -86,6 +86,8 @@ export async function spoolAndParse(
   spool: Spool,
   spoolNeeded: () => boolean = () => true,
   chunkSize = CHUNK_SIZE,
+  /** What the stream is, for messages. */
+  what = "standard input",
 ): Promise<number> {
   const buf = Buffer.allocUnsafe(chunkSize);
   let fill = 0;
@@ -106,7 +108,9 @@ export async function spoolAndParse(
       try {
         result = await reader.read();
       } catch (e) {
-        throw new TarError(null, `reading standard input failed at byte ${base + fill}: ${(e as Error).message}`);
+        // A layer's own errors (digest, decompression) already say which layer and why.
+        if (what !== "standard input" && e instanceof Error) throw e;
+        throw new TarError(null, `reading ${what} failed at byte ${base + fill}: ${(e as Error).message}`);
       }
       if (result.done) break;
       const chunk = result.value;

@@ -9,6 +9,7 @@ import { MT } from "../media-types.ts";
 import { layerRefs, parseImageConfig, parseManifest, selectPlatform, type Descriptor, type ImageManifest } from "../manifest.ts";
 import { formatPlatform, hostPlatform, platformMatches, type Platform } from "../platform.ts";
 import { forEachLimited } from "../pool.ts";
+import { DownloadWatch, followDownload } from "../follow.ts";
 import { formatReference, parseReference, referenceTarget, type Reference } from "../reference.ts";
 import { RegistryClient, type RegistryClientOptions } from "../registry.ts";
 import type { ImageSource, ProgressListener, ResolveOptions, ResolvedImage } from "../source.ts";
@@ -71,7 +72,8 @@ export class RegistrySource implements ImageSource {
     await this.cache.addRef(refText, { mediaType: manifest.mediaType || MT.ociManifest, digest: manifestDigest, size: manifestBytes.length, platform });
 
     ropts.progress?.({ type: "resolved", source: refText, manifestDigest, platform, layers: layers.map((l) => ({ digest: l.digest, size: l.size })) });
-    await forEachLimited(manifest.layers, this.opts.concurrency ?? 3, (d, i) => this.fetchBlob(d, i, ropts.progress));
+    const downloads = this.startDownloads(manifest.layers, ropts.progress);
+    if (!ropts.followDownloads) await downloads.all;
 
     const cache = this.cache;
     return {
@@ -83,11 +85,49 @@ export class RegistrySource implements ImageSource {
       openLayer(i) {
         const l = layers[i];
         if (!l) throw new OciError(`${refText}: no layer ${i} (image has ${layers.length})`, { reference: refText });
-        // The cache verified the blob digest when it stored it; the diff_id is checked here.
-        return toReadableStream(layerChunks(fileChunks(cache.blobPath(l.digest)), { compression: l.compression, diffId: l.diffId, where: `layer ${i} (${l.digest}) of ${refText}` }));
+        // The cache verifies the blob digest before it names the blob (a followed download's
+        // stream ends only after that); the diff_id is checked here.
+        const watch = downloads.watches[i]!;
+        const bytes = watch.done && watch.error === undefined ? fileChunks(cache.blobPath(l.digest)) : followDownload(cache.partialPath(l.digest), cache.blobPath(l.digest), watch);
+        return toReadableStream(layerChunks(bytes, { compression: l.compression, diffId: l.diffId, where: `layer ${i + 1} (${l.digest}) of ${refText}` }));
       },
-      async dispose() {},
+      async dispose() {
+        // No download may go on writing after its image is disposed (a failed or cancelled pull).
+        await downloads.all.catch(() => {});
+      },
     };
+  }
+
+  /**
+   * Downloads the layers, `concurrency` at a time, each watched so that openLayer can follow it.
+   * `all` settles when every download has (rejecting with the first error).
+   */
+  private startDownloads(descs: Descriptor[], progress: ProgressListener | undefined): { watches: DownloadWatch[]; all: Promise<void> } {
+    const watches = descs.map(() => new DownloadWatch());
+    const all = forEachLimited(descs, this.opts.concurrency ?? 3, async (d, i) => {
+      const watch = watches[i]!;
+      const report: ProgressListener = (e) => {
+        if (e.type === "layer" && (e.state === "downloading" || e.state === "resuming")) watch.update(e.bytesDone);
+        progress?.(e);
+      };
+      try {
+        await this.fetchBlob(d, i, report);
+        watch.settle();
+      } catch (err) {
+        watch.settle(err);
+        throw err;
+      }
+    });
+    // A failed download fails the layer streams that follow it; with none following, the
+    // rejection is seen by whoever awaits `all` (resolve itself, or dispose).
+    // Downloads never started after another failed settle with that failure, so no reader waits forever.
+    all.then(
+      () => {},
+      (err: unknown) => {
+        for (const w of watches) w.settle(err);
+      },
+    );
+    return { watches, all };
   }
 
   /** Makes one blob present in the cache, resuming and retrying as needed. */

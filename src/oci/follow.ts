@@ -1,0 +1,96 @@
+// Reading a blob while it downloads: the layer's consumer (decompression, tar parsing, the
+// ext4 writer) runs on the bytes already in the cache's partial file instead of waiting for
+// the whole blob, so a pull's conversion hides behind its download. The stream ends only
+// once the download has been verified and committed (its digest matched); a failed download
+// fails the stream. Nothing here makes an unverified blob visible: the cache still does that.
+import fs from "node:fs/promises";
+
+/** One download in progress, as its consumer sees it. */
+export class DownloadWatch {
+  /** Bytes of the blob present in the partial file (as reported by the downloader). */
+  private present = 0;
+  private settled = false;
+  private failure: unknown = undefined;
+  private waiters: (() => void)[] = [];
+
+  /** The downloader reports how many bytes the partial file holds (it may drop on a restart). */
+  update(bytes: number): void {
+    this.present = bytes;
+    this.wake();
+  }
+
+  /** The blob is committed under its digest name (no error), or will never be (error). */
+  settle(error?: unknown): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.failure = error;
+    this.wake();
+  }
+
+  get bytes(): number {
+    return this.present;
+  }
+
+  get done(): boolean {
+    return this.settled;
+  }
+
+  get error(): unknown {
+    return this.failure;
+  }
+
+  /** Resolves at the next update or settle. */
+  changed(): Promise<void> {
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  private wake(): void {
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
+  }
+}
+
+const READ_SIZE = 1 << 20;
+
+/**
+ * The bytes of a blob being downloaded to `partialPath` (renamed to `finalPath` once
+ * verified). The partial file is opened once: after the rename the same descriptor reads the
+ * committed file. Each chunk is a fresh buffer, since decompressors may hold on to it.
+ */
+export async function* followDownload(partialPath: string, finalPath: string, watch: DownloadWatch): AsyncGenerator<Uint8Array> {
+  let fh: fs.FileHandle | null = null;
+  let pos = 0;
+  try {
+    for (;;) {
+      if (watch.done) {
+        if (watch.error !== undefined) throw watch.error;
+        fh ??= await fs.open(finalPath, "r");
+        for (;;) {
+          const chunk = await readAt(fh, pos, READ_SIZE);
+          if (chunk.length === 0) return;
+          pos += chunk.length;
+          yield chunk;
+        }
+      }
+      if (watch.bytes > pos) {
+        fh ??= await fs.open(partialPath, "r");
+        const chunk = await readAt(fh, pos, Math.min(READ_SIZE, watch.bytes - pos));
+        if (chunk.length > 0) {
+          pos += chunk.length;
+          yield chunk;
+          continue;
+        }
+      }
+      await watch.changed();
+    }
+  } finally {
+    await fh?.close();
+  }
+}
+
+async function readAt(fh: fs.FileHandle, pos: number, length: number): Promise<Uint8Array> {
+  const buf = new Uint8Array(length);
+  const { bytesRead } = await fh.read(buf, 0, length, pos);
+  return bytesRead === length ? buf : buf.subarray(0, bytesRead);
+}
