@@ -2,6 +2,7 @@
 // and the config's diff_id checked while the bytes flow. A mismatch is an error raised at
 // the end of the stream, before the consumer sees end-of-data, so a bad layer can never be
 // mistaken for a good one.
+import fs from "node:fs/promises";
 import zlib from "node:zlib";
 import { DigestWriter } from "./digest.ts";
 import { OciDigestMismatchError, OciError, errorText } from "./errors.ts";
@@ -35,7 +36,9 @@ async function* verified(src: AsyncIterable<Uint8Array>, expected: string, what:
 
 /** Runs chunks through a node zlib transform (gunzip / zstd), with backpressure both ways. */
 async function* inflate(src: AsyncIterable<Uint8Array>, compression: "gzip" | "zstd", where: string): AsyncGenerator<Uint8Array> {
-  const t = compression === "gzip" ? zlib.createGunzip() : zlib.createZstdDecompress();
+  // 1 MiB output pieces instead of the default 16 KiB: a 226 MB layer then makes ~220 trips
+  // through the async pipeline instead of ~14,000 (gzip 1.5 -> 1.0 s on the Debian layer).
+  const t = compression === "gzip" ? zlib.createGunzip({ chunkSize: 1 << 20 }) : zlib.createZstdDecompress({ chunkSize: 1 << 20 });
   let feedError: unknown;
   const waitDrain = () =>
     new Promise<void>((resolve) => {
@@ -111,8 +114,25 @@ export function toReadableStream(it: AsyncIterable<Uint8Array>): ReadableStream<
   );
 }
 
-/** Reads a file as chunks (Bun's file stream). */
-export function fileChunks(path: string, start = 0, end?: number): AsyncIterable<Uint8Array> {
-  const f = Bun.file(path);
-  return (start === 0 && end === undefined ? f : f.slice(start, end)).stream();
+/**
+ * Reads a file (or bytes [start, end) of it) as 1 MiB chunks, each a fresh buffer (decompressors
+ * may hold on to their input). Plain positional reads: Bun's file stream cost ~200 ms of this
+ * thread for a 75 MB blob, in its stream machinery rather than in reading.
+ */
+export async function* fileChunks(path: string, start = 0, end?: number): AsyncGenerator<Uint8Array> {
+  const fh = await fs.open(path, "r");
+  try {
+    const stop = end ?? (await fh.stat()).size;
+    for (let pos = start; pos < stop; ) {
+      const buf = Buffer.allocUnsafe(Math.min(FILE_CHUNK, stop - pos));
+      const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
+      if (bytesRead === 0) throw new OciError(`${path}: file ends at byte ${pos}, expected ${stop}`);
+      pos += bytesRead;
+      yield bytesRead === buf.length ? buf : buf.subarray(0, bytesRead);
+    }
+  } finally {
+    await fh.close();
+  }
 }
+
+const FILE_CHUNK = 1 << 20;

@@ -48,7 +48,7 @@ async function pull(ref: string, credentials: CredentialLookup) {
   const cache = new BlobCache(fs.mkdtempSync(path.join(tmp, "cache-")));
   const resolved = await new RegistrySource(ref, { cache, credentials, retry: FAST_RETRY }).resolve();
   const parts: Uint8Array[] = [];
-  for await (const c of resolved.openLayer(0)) parts.push(c);
+  for await (const c of resolved.openLayer(0)) parts.push(c.slice());
   expect(concat(parts)).toEqual(img.layers[0]!.tar);
   return { resolved, cache };
 }

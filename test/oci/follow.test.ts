@@ -70,7 +70,7 @@ describe("layers followed while they download", () => {
     let firstChunkBeforeCommit = false;
     for await (const c of image.openLayer(0)) {
       if (parts.length === 0) firstChunkBeforeCommit = !fs.existsSync(cache.blobPath(digest0));
-      parts.push(c);
+      parts.push(c.slice());
     }
     expect(firstChunkBeforeCommit).toBe(true);
     expect(concat(parts)).toEqual(bigTar);

@@ -20,7 +20,7 @@ const proxies: Proxy[] = [];
 
 async function readAll(s: ReadableStream<Uint8Array>): Promise<Uint8Array> {
   const parts: Uint8Array[] = [];
-  for await (const c of s) parts.push(c);
+  for await (const c of s) parts.push(c.slice()); // zstd pieces are reused
   return concat(parts);
 }
 

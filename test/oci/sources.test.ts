@@ -15,7 +15,7 @@ afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 async function readAll(s: ReadableStream<Uint8Array>): Promise<Uint8Array> {
   const parts: Uint8Array[] = [];
-  for await (const c of s) parts.push(c);
+  for await (const c of s) parts.push(c.slice()); // zstd pieces are reused
   return concat(parts);
 }
 

@@ -12,7 +12,7 @@ async function* pieces(bytes: Uint8Array, size: number): AsyncGenerator<Uint8Arr
 
 async function collect(it: AsyncIterable<Uint8Array>): Promise<Uint8Array> {
   const parts: Uint8Array[] = [];
-  for await (const c of it) parts.push(c);
+  for await (const c of it) parts.push(c.slice()); // pieces are reused (zstd.ts RING)
   return concat(parts);
 }
 
