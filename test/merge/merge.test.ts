@@ -252,6 +252,13 @@ describe("parents and paths", () => {
     expect(paths(m.root)).toEqual(["abs", "out", "real/", "real/a", "real/b", "tmp/", "tmp/c", "up"]);
   });
 
+  test("members are placed against the tree as it stands: a symlinked parent whited out later in the layer no longer redirects", () => {
+    // l/x goes through the lower symlink into real/; once .wh.l removed the symlink, l/y makes an
+    // implied directory l (the merger must not keep using the directory it resolved before).
+    const m = merge([dir("real"), symlink("l", "/real")], [file("l/x"), wh(".wh.l"), file("l/y")]);
+    expect(paths(m.root)).toEqual(["l/", "l/y", "real/", "real/x"]);
+  });
+
   test("a symlink loop in a parent ends in a clear error", () => {
     const err = mergeError([symlink("a", "b"), symlink("b", "a")], [file("a/x")]);
     expect(err).toBeInstanceOf(MergeError);
