@@ -1,5 +1,5 @@
 // OCI layer semantics: the members of each layer, bottom-up and in archive order, applied to one
-// FsNode tree (rules: /work/shared/oci-notes.md and the OCI image-spec's layer changesets).
+// FsNode tree (rules: the project's shared oci-notes.md and the OCI image-spec's layer changesets).
 //
 // Each member is applied as it arrives (no layer is buffered). Whiteouts hide only what *lower*
 // layers left, so the merger remembers, for the current layer only, which (directory, name)
@@ -51,6 +51,11 @@ interface HideFrame {
   kept: boolean;
 }
 
+/**
+ * Merges layers bottom-up into `root`: beginLayer, add each member in archive order, endLayer;
+ * repeat per layer. Regular files reference their layer's `source` at the member's data offset.
+ * After a MergeError the tree is partly applied: discard the merger.
+ */
 export class LayerMerger {
   readonly root: FsNode = newDir();
   private layer: OpenLayer | null = null;
