@@ -1,8 +1,8 @@
 // ImageService: pull (source -> rootfs.ext4 -> published image), list, show, remove, ls, and
 // the start-up reconcile. Publishing is what keeps the store honest:
 //
-//   <images>/<id>.staging/          built here (.owner names the live process doing it)
-//     rootfs.ext4, image.json
+//   <images>/<id>.staging/          made before resolve (.owner names the live process doing it)
+//     rootfs.ext4, image.json       (and a spool of standard input while the pull runs)
 //   rename -> <images>/<id>/        complete, still owned until its row exists
 //   INSERT row (name re-checked)    only now does the image exist for list/show
 //
@@ -150,10 +150,15 @@ export class ImageService {
 
   async pull(req: PullRequest): Promise<ImageRecord> {
     const id = newId();
+    const staging = path.join(this.paths.imagesDir, `${id}.staging`);
+    const final = this.imageDir(id);
     let source: ImageSource;
     let normalized: string;
     try {
-      ({ source, normalized } = openSource(req.source, { ...this.sourceOptions, cache: this.cache, signal: req.signal }));
+      // Standard input is spooled inside the staging dir, so whatever ends the pull (an error,
+      // an interrupt, a kill and the next reconcile) takes the spool with it.
+      const tmpDir = this.sourceOptions.tmpDir ?? staging;
+      ({ source, normalized } = openSource(req.source, { ...this.sourceOptions, tmpDir, cache: this.cache, signal: req.signal }));
     } catch (err) {
       throw new ImageError(`source "${req.source}": ${errorText(err)}`, { cause: err });
     }
@@ -173,34 +178,36 @@ export class ImageService {
 
     this.inProgress.add(id);
     let image: ResolvedImage | undefined;
-    const staging = path.join(this.paths.imagesDir, `${id}.staging`);
-    const final = this.imageDir(id);
     let stagingMade = false;
     let renamed = false;
     try {
       req.signal?.throwIfAborted();
+      await fs.promises.mkdir(this.paths.imagesDir, { recursive: true });
+      await fs.promises.mkdir(staging);
+      stagingMade = true;
+      await fs.promises.writeFile(path.join(staging, OWNER_FILE), JSON.stringify({ pid: process.pid, start: processStartTime(process.pid) }));
+
       req.progress?.({ type: "phase", phase: "resolve", detail: normalized });
       // Sources honour the signal while downloading, but a spool of stdin or a read of a local
       // file does not: racing it makes an interrupt answer at once, whatever the source does.
       image = await abortable(source.resolve({ platform: req.platform, progress: req.progress }), req.signal, (late) => void late.dispose());
       req.signal?.throwIfAborted();
 
-      await fs.promises.mkdir(this.paths.imagesDir, { recursive: true });
-      await fs.promises.mkdir(staging);
-      stagingMade = true;
-      await fs.promises.writeFile(path.join(staging, OWNER_FILE), JSON.stringify({ pid: process.pid, start: processStartTime(process.pid) }));
-
       const out = path.join(staging, "rootfs.ext4");
       const built = await this.build({ image, out, sizeBytes: req.sizeBytes, timestamp: req.timestamp, signal: req.signal, progress: req.progress });
       req.signal?.throwIfAborted();
+      // Before the rename: a stdin spool lives in the staging dir and must not be published.
+      const resolved = image;
+      image = undefined;
+      await resolved.dispose();
 
-      const c = image.config.config ?? {};
+      const c = resolved.config.config ?? {};
       const record: ImageRecord = {
         id,
         name,
         source: normalized,
-        digest: image.manifestDigest,
-        platform: formatPlatform(image.platform),
+        digest: resolved.manifestDigest,
+        platform: formatPlatform(resolved.platform),
         rootfsPath: path.join(final, "rootfs.ext4"),
         sizeBytes: built.sizeBytes,
         createdAt: this.now().toISOString(),
