@@ -187,10 +187,20 @@ export class ImageService {
       stagingMade = true;
       await fs.promises.writeFile(path.join(staging, OWNER_FILE), JSON.stringify({ pid: process.pid, start: processStartTime(process.pid) }));
 
-      req.progress?.({ type: "phase", phase: "resolve", detail: normalized });
+      const progress = req.progress;
+      // A registry source downloads inside resolve(); its "resolved" event (manifest known)
+      // is where the resolve phase ends and the download starts.
+      const sourceProgress: PullListener | undefined = progress && ((e) => {
+        progress(e);
+        if (e.type === "resolved") {
+          const bytes = e.layers.reduce((n, l) => n + l.size, 0);
+          progress({ type: "phase", phase: "download", detail: `${e.layers.length} layer${e.layers.length === 1 ? "" : "s"}, ${(bytes / 1048576).toFixed(1)} MiB` });
+        }
+      });
+      progress?.({ type: "phase", phase: "resolve", detail: normalized });
       // Sources honour the signal while downloading, but a spool of stdin or a read of a local
       // file does not: racing it makes an interrupt answer at once, whatever the source does.
-      image = await abortable(source.resolve({ platform: req.platform, progress: req.progress }), req.signal, (late) => void late.dispose());
+      image = await abortable(source.resolve({ platform: req.platform, progress: sourceProgress }), req.signal, (late) => void late.dispose());
       req.signal?.throwIfAborted();
 
       const out = path.join(staging, "rootfs.ext4");

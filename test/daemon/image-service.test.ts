@@ -13,7 +13,9 @@ import { defaultImageName, openSource, sanitizeName } from "../../src/daemon/ima
 import { bangerPaths, type BangerPaths } from "../../src/daemon/paths.ts";
 import { SqliteImageStore, type ImageRecord } from "../../src/daemon/store.ts";
 import { BlobCache } from "../../src/oci/index.ts";
+import { testWith } from "../helpers/env.ts";
 import { makeImage, makeLayer, makeTar, writeOciLayout } from "../helpers/oci-images.ts";
+import { pushImage, startRegistry } from "../helpers/registry.ts";
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "banger-images-"));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -277,3 +279,29 @@ test("reconcile: removes staging of dead processes, unlisted image dirs and rows
     await live.exited;
   }
 });
+
+testWith({ tools: ["docker-registry"] }, "a registry pull (real docker-registry): blobs cached, download phase, digest name; rm forgets the cache ref", async () => {
+  const reg = await startRegistry();
+  try {
+    const img = makeImage({ layers: [makeLayer(makeTar([{ name: "a", content: "1" }]), "gzip"), makeLayer(makeTar([{ name: "b", content: "2" }]), "zstd")] });
+    await pushImage(reg.url, "x/y", img, "tag");
+    const events: PullEvent[] = [];
+    const svc = service(smallBuilder);
+    const rec = await svc.pull({ source: `${reg.host}/x/y:tag`, progress: (e) => events.push(e) });
+    expect(rec).toMatchObject({ name: "y-tag", source: `${reg.host}/x/y:tag`, digest: img.manifestDigest, platform: "linux/amd64", cmd: ["/bin/sh"] });
+    for (const l of img.layers) expect(await cache.has(l.digest)).toBe(true);
+    const phases = events.flatMap((e) => (e.type === "phase" ? [e.phase] : []));
+    expect(phases).toEqual(["resolve", "download", "write", "publish"]);
+    const resolvedAt = events.findIndex((e) => e.type === "resolved");
+    expect(events[resolvedAt + 1]).toEqual({ type: "phase", phase: "download", detail: `2 layers, ${((img.layers[0]!.blob.length + img.layers[1]!.blob.length) / 1048576).toFixed(1)} MiB` });
+    expect(events.filter((e) => e.type === "layer" && e.state === "done").length).toBe(2);
+    // Pinned by digest: named by repo + short digest, and a second copy is allowed under it.
+    const pinned = await svc.pull({ source: `${reg.host}/x/y@${img.manifestDigest}` });
+    expect(pinned.name).toBe(`y-${img.manifestDigest.slice(7, 19)}`);
+    expect((await cache.readIndex()).length).toBe(2);
+    await svc.remove("y-tag");
+    expect((await cache.readIndex()).map((d) => d.annotations?.["org.opencontainers.image.ref.name"])).toEqual([`${reg.host}/x/y@${img.manifestDigest}`]);
+  } finally {
+    await reg.stop();
+  }
+}, 60_000);
