@@ -248,3 +248,18 @@ test("image rm: removes the row and the directory; an unknown name among several
   expect(rows().map((r) => r.name)).toEqual(["alpine"]);
   expect(imagesDir()).toEqual([alpine.id]);
 });
+
+// Needs the real buildRootfs (src/daemon/build-image.ts, being written on another branch): turn
+// into `test` when it lands. `bun test --todo` runs it.
+test.todo("image pull rootfs:FILE --json: publishes the image, and image ls reads the files back", async () => {
+  const r = await banger(["image", "pull", `rootfs:${tarFile}`, "--name", "pulled", "--json"]);
+  expect(r.code).toBe(0);
+  const rec = JSON.parse(r.stdout) as ImageRecord;
+  expect(rec.name).toBe("pulled");
+  expect(rec.source).toBe(`rootfs:${tarFile}`);
+  expect(fs.statSync(rec.rootfsPath).size).toBe(rec.sizeBytes);
+  const ls = await banger(["image", "ls", "pulled", "/usr/bin"]);
+  expect(ls.stdout.replace(/ +/g, " ")).toBe("-rwsr-xr-x 0/0 5000 su\n");
+  expect(rows().some((x) => x.id === rec.id)).toBe(true);
+  expect(imagesDir().some((d) => d.endsWith(".staging"))).toBe(false);
+});

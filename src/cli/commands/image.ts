@@ -75,13 +75,16 @@ export const imagePullCommand: Command = {
       const renderer = pickRenderer({ quiet, stream: process.stderr });
       const ac = new AbortController();
       let interrupts = 0;
-      const onInt = () => {
+      // 128 + the signal number, as a shell reports a process killed by it.
+      let exitCode = 130;
+      const onSignal = (signal: NodeJS.Signals) => {
+        exitCode = signal === "SIGTERM" ? 143 : 130;
         // The second Ctrl-C does not wait for the cleanup.
-        if (++interrupts > 1) process.exit(130);
-        ac.abort(new Error("interrupted"));
+        if (++interrupts > 1) process.exit(exitCode);
+        ac.abort(new Error(`${signal} received`));
       };
-      process.on("SIGINT", onInt);
-      process.on("SIGTERM", onInt);
+      process.on("SIGINT", onSignal);
+      process.on("SIGTERM", onSignal);
       try {
         const rec = await images.pull({ source: source!, name: option(args, "name"), sizeBytes, platform, timestamp, signal: ac.signal, progress: (e) => renderer.event(e) });
         renderer.done();
@@ -94,13 +97,13 @@ export const imagePullCommand: Command = {
           console.error(`banger image pull: ${err.message}`);
           // A source still reading (stdin, a socket) would keep the process alive: the cleanup is
           // done, so leave once main has set the exit code.
-          setTimeout(() => process.exit(130), 100).unref();
-          return 130;
+          setTimeout(() => process.exit(exitCode), 100).unref();
+          return exitCode;
         }
         throw err;
       } finally {
-        process.off("SIGINT", onInt);
-        process.off("SIGTERM", onInt);
+        process.off("SIGINT", onSignal);
+        process.off("SIGTERM", onSignal);
       }
     });
   },
