@@ -2,9 +2,7 @@
 // process environment (XDG dirs), here and nowhere else in the CLI.
 import { parseArgs, option, parseSize, UsageError, type ParsedArgs } from "../args.ts";
 import type { Command } from "../command.ts";
-import type { Services } from "../../daemon/compose.ts";
-import type { ImageRecord } from "../../daemon/store.ts";
-import type { ImageDirEntry } from "../../daemon/image-ls.ts";
+import type { ImageDirEntry, ImageRecord, Services } from "../../daemon/index.ts";
 
 const json = { name: "json", value: false, description: "print JSON on stdout instead of text" };
 
@@ -13,7 +11,7 @@ const json = { name: "json", value: false, description: "print JSON on stdout in
  * Loaded on demand: `banger` starts every command, and each pays only for its own modules.
  */
 async function withServices<T>(quiet: boolean, fn: (s: Services) => Promise<T>): Promise<T> {
-  const { createServices } = await import("../../daemon/compose.ts");
+  const { createServices } = await import("../../daemon/index.ts");
   const services = createServices(process.env, { log: quiet ? undefined : (m) => console.error(m) });
   try {
     await services.images.reconcile();
@@ -62,7 +60,7 @@ export const imagePullCommand: Command = {
     const [{ parsePlatform }, { pickRenderer }, { ImagePullAbortedError }] = await Promise.all([
       import("../../oci/index.ts"),
       import("../progress.ts"),
-      import("../../daemon/image-service.ts"),
+      import("../../daemon/index.ts"),
     ]);
     const platformText = option(args, "platform");
     let platform;
