@@ -1,0 +1,235 @@
+// banger image pull | list | show | rm | ls. The services are built by createServices from the
+// process environment (XDG dirs), here and nowhere else in the CLI.
+import { parseArgs, option, parseSize, UsageError, type ParsedArgs } from "../args.ts";
+import type { Command } from "../command.ts";
+import type { ImageDirEntry, ImageRecord, Services } from "../../daemon/index.ts";
+
+const json = { name: "json", value: false, description: "print JSON on stdout instead of text" };
+
+/**
+ * Builds the services and clears what killed pulls left behind (reconcile), then runs `fn`.
+ * Loaded on demand: `banger` starts every command, and each pays only for its own modules.
+ */
+async function withServices<T>(quiet: boolean, fn: (s: Services) => Promise<T>): Promise<T> {
+  const { createServices } = await import("../../daemon/index.ts");
+  const services = createServices(process.env, { log: quiet ? undefined : (m) => console.error(m) });
+  try {
+    await services.images.reconcile();
+    return await fn(services);
+  } finally {
+    services.close();
+  }
+}
+
+function positionals(args: ParsedArgs, min: number, max: number, what: string): string[] {
+  if (args.positionals.length < min) throw new UsageError(`missing ${what}`);
+  if (args.positionals.length > max) throw new UsageError(`unexpected argument "${args.positionals[max]}"`);
+  return args.positionals;
+}
+
+/** SOURCE_DATE_EPOCH (reproducible builds): superblock times; invalid values are refused, not ignored. */
+function sourceDateEpoch(): number | undefined {
+  const v = process.env.SOURCE_DATE_EPOCH;
+  if (v === undefined || v === "") return undefined;
+  if (!/^\d+$/.test(v)) throw new UsageError(`SOURCE_DATE_EPOCH "${v}" is not a whole number of seconds`);
+  return Number(v);
+}
+
+const pullOptions = [
+  { name: "name", value: true, description: "image name (default from the source, e.g. debian-bookworm)" },
+  { name: "size", value: true, description: "rootfs size (512M, 2G, ...); default max(1G, used x 1.25)" },
+  { name: "platform", value: true, description: "os/arch[/variant] to pull, e.g. linux/arm64 (default: the host's)" },
+  { name: "quiet", value: false, description: "print nothing but errors" },
+  { ...json, description: "print the image record as JSON on stdout when done" },
+];
+
+export const imagePullCommand: Command = {
+  path: ["image", "pull"],
+  summary: "pull an image and build its ext4 root filesystem into the store",
+  usage: "banger image pull <source> [--name N] [--size S] [--platform os/arch[/variant]] [--quiet] [--json]\n" +
+    "  source: a registry reference (debian:bookworm, 127.0.0.1:5000/x/y@sha256:...), oci:DIR[:TAG],\n" +
+    "          docker-archive:FILE[:REPO:TAG], rootfs:FILE (a rootfs tar), or - (a rootfs tar on stdin)",
+  options: pullOptions,
+  async run(argv) {
+    const args = parseArgs(argv, pullOptions);
+    const [source] = positionals(args, 1, 1, "<source> (e.g. debian:bookworm or rootfs:FILE)");
+    const sizeText = option(args, "size");
+    const sizeBytes = sizeText === undefined ? undefined : parseSize(sizeText);
+    const quiet = args.flags.has("quiet");
+    const timestamp = sourceDateEpoch();
+    const [{ parsePlatform }, { pickRenderer }, { ImagePullAbortedError }] = await Promise.all([
+      import("../../oci/index.ts"),
+      import("../progress.ts"),
+      import("../../daemon/index.ts"),
+    ]);
+    const platformText = option(args, "platform");
+    let platform;
+    try {
+      platform = platformText === undefined ? undefined : parsePlatform(platformText);
+    } catch (err) {
+      throw new UsageError(err instanceof Error ? err.message : String(err));
+    }
+    return withServices(quiet, async ({ images }) => {
+      const renderer = pickRenderer({ quiet, stream: process.stderr });
+      const ac = new AbortController();
+      let interrupts = 0;
+      // 128 + the signal number, as a shell reports a process killed by it.
+      let exitCode = 130;
+      const onSignal = (signal: NodeJS.Signals) => {
+        exitCode = signal === "SIGTERM" ? 143 : 130;
+        // The second Ctrl-C does not wait for the cleanup.
+        if (++interrupts > 1) process.exit(exitCode);
+        ac.abort(new Error(`${signal} received`));
+      };
+      process.on("SIGINT", onSignal);
+      process.on("SIGTERM", onSignal);
+      try {
+        const rec = await images.pull({ source: source!, name: option(args, "name"), sizeBytes, platform, timestamp, signal: ac.signal, progress: (e) => renderer.event(e) });
+        renderer.done();
+        if (args.flags.has("json")) console.log(JSON.stringify(rec));
+        else if (!quiet) console.log(`pulled ${rec.name} (${rec.id}): ${rec.platform}, ${formatSize(rec.sizeBytes)}, ${rec.rootfsPath}`);
+        return 0;
+      } catch (err) {
+        renderer.done();
+        if (err instanceof ImagePullAbortedError) {
+          console.error(`banger image pull: ${err.message}`);
+          // A source still reading (stdin, a socket) would keep the process alive: the cleanup is
+          // done, so leave once main has set the exit code.
+          setTimeout(() => process.exit(exitCode), 100).unref();
+          return exitCode;
+        }
+        throw err;
+      } finally {
+        process.off("SIGINT", onSignal);
+        process.off("SIGTERM", onSignal);
+      }
+    });
+  },
+};
+
+function formatSize(n: number): string {
+  if (n >= 1 << 30) return `${(n / (1 << 30)).toFixed(1)} GiB`;
+  if (n >= 1 << 20) return `${(n / (1 << 20)).toFixed(1)} MiB`;
+  if (n >= 1024) return `${(n / 1024).toFixed(1)} KiB`;
+  return `${n} B`;
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
+  return rows.map((r) => r.map((cell, c) => (c === r.length - 1 ? cell : cell.padEnd(widths[c]!))).join("  ")).join("\n");
+}
+
+const listOptions = [json];
+
+export const imageListCommand: Command = {
+  path: ["image", "list"],
+  summary: "list the images in the store",
+  usage: "banger image list [--json]",
+  options: listOptions,
+  async run(argv) {
+    const args = parseArgs(argv, listOptions);
+    positionals(args, 0, 0, "");
+    return withServices(false, async ({ images }) => {
+      const all = images.list();
+      if (args.flags.has("json")) {
+        console.log(JSON.stringify(all));
+        return 0;
+      }
+      const rows = [["NAME", "ID", "PLATFORM", "SIZE", "CREATED", "SOURCE"]];
+      for (const r of all) rows.push([r.name, r.id, r.platform, formatSize(r.sizeBytes), r.createdAt.replace("T", " ").replace(/\.\d+Z$/, "Z"), r.source]);
+      console.log(table(rows));
+      return 0;
+    });
+  },
+};
+
+const showOptions = [json];
+
+function showText(r: ImageRecord): string {
+  const list = (v: string[] | null) => (v === null ? "-" : JSON.stringify(v));
+  const rows: [string, string][] = [
+    ["name", r.name],
+    ["id", r.id],
+    ["source", r.source],
+    ["digest", r.digest],
+    ["platform", r.platform],
+    ["rootfs", r.rootfsPath],
+    ["size", `${formatSize(r.sizeBytes)} (${r.sizeBytes} bytes)`],
+    ["created", r.createdAt],
+    ["entrypoint", list(r.entrypoint)],
+    ["cmd", list(r.cmd)],
+    ["workingDir", r.workingDir || "-"],
+    ["user", r.user || "-"],
+  ];
+  const lines = rows.map(([k, v]) => `${(k + ":").padEnd(12)}${v}`);
+  lines.push(`${"env:".padEnd(12)}${r.env.length ? r.env[0] : "-"}`, ...r.env.slice(1).map((e) => " ".repeat(12) + e));
+  return lines.join("\n");
+}
+
+export const imageShowCommand: Command = {
+  path: ["image", "show"],
+  summary: "show one image's record: source, digest, platform, rootfs file, config",
+  usage: "banger image show <name|id> [--json]",
+  options: showOptions,
+  async run(argv) {
+    const args = parseArgs(argv, showOptions);
+    const [ref] = positionals(args, 1, 1, "<name|id>");
+    return withServices(false, async ({ images }) => {
+      const rec = images.show(ref!);
+      console.log(args.flags.has("json") ? JSON.stringify(rec) : showText(rec));
+      return 0;
+    });
+  },
+};
+
+const rmOptions = [{ name: "quiet", value: false, description: "print nothing but errors" }];
+
+export const imageRmCommand: Command = {
+  path: ["image", "rm"],
+  summary: "remove images (their rootfs files and records)",
+  usage: "banger image rm <name|id>...",
+  options: rmOptions,
+  async run(argv) {
+    const args = parseArgs(argv, rmOptions);
+    const refs = positionals(args, 1, Infinity, "<name|id>");
+    const quiet = args.flags.has("quiet");
+    return withServices(quiet, async ({ images }) => {
+      // All found first, so a typo in the third name removes nothing.
+      const recs = refs.map((r) => images.show(r));
+      for (const rec of recs) {
+        await images.remove(rec.id);
+        if (!quiet) console.log(`removed ${rec.name} (${rec.id})`);
+      }
+      return 0;
+    });
+  },
+};
+
+const lsOptions = [json];
+
+function lsText(entries: ImageDirEntry[]): string {
+  const owners = entries.map((e) => `${e.uid}/${e.gid}`);
+  const sizes = entries.map((e) => String(e.size));
+  const ow = Math.max(0, ...owners.map((o) => o.length));
+  const sw = Math.max(0, ...sizes.map((s) => s.length));
+  return entries.map((e, i) => `${e.modeString} ${owners[i]!.padEnd(ow)} ${sizes[i]!.padStart(sw)} ${e.name}${e.target !== undefined ? ` -> ${e.target}` : ""}`).join("\n");
+}
+
+export const imageLsCommand: Command = {
+  path: ["image", "ls"],
+  summary: "list a directory inside an image's root filesystem (read directly, no mount)",
+  usage: "banger image ls <name|id> [PATH] [--json]",
+  options: lsOptions,
+  async run(argv) {
+    const args = parseArgs(argv, lsOptions);
+    const [ref, dir = "/"] = positionals(args, 1, 2, "<name|id>");
+    return withServices(false, async ({ images }) => {
+      const entries = images.ls(ref!, dir);
+      if (args.flags.has("json")) console.log(JSON.stringify(entries));
+      else if (entries.length) console.log(lsText(entries));
+      return 0;
+    });
+  },
+};
+
+export const imageCommands: Command[] = [imagePullCommand, imageListCommand, imageShowCommand, imageRmCommand, imageLsCommand];

@@ -1,0 +1,33 @@
+// The one place the daemon's services are put together. The CLI (and later the daemon's
+// start-up) calls this with the process environment; everything below takes options.
+import { BlobCache, dockerConfigCredentials, type SourceOptions } from "../oci/index.ts";
+import { buildRootfs, type RootfsBuilderFn } from "./build-image.ts";
+import { ImageService } from "./image-service.ts";
+import { bangerPaths, type BangerPaths, type Env } from "./paths.ts";
+import { SqliteImageStore } from "./store.ts";
+
+export interface Services {
+  paths: BangerPaths;
+  store: SqliteImageStore;
+  cache: BlobCache;
+  images: ImageService;
+  close(): void;
+}
+
+export interface ServiceOverrides {
+  build?: RootfsBuilderFn;
+  sourceOptions?: SourceOptions;
+  log?: (message: string) => void;
+}
+
+export function createServices(env: Env, overrides: ServiceOverrides = {}): Services {
+  const paths = bangerPaths(env);
+  const store = SqliteImageStore.open(paths.dbPath);
+  const cache = new BlobCache(paths.blobCacheDir);
+  const sourceOptions: SourceOptions = {
+    credentials: dockerConfigCredentials({ env }),
+    ...overrides.sourceOptions,
+  };
+  const images = new ImageService({ paths, store, cache, build: overrides.build ?? buildRootfs, sourceOptions, log: overrides.log });
+  return { paths, store, cache, images, close: () => store.close() };
+}

@@ -1,0 +1,353 @@
+// ImageService: pull (source -> rootfs.ext4 -> published image), list, show, remove, ls, and
+// the start-up reconcile. Publishing is what keeps the store honest:
+//
+//   <images>/<id>.staging/          made before resolve (.owner names the live process doing it)
+//     rootfs.ext4, image.json       (and a spool of standard input while the pull runs)
+//   rename -> <images>/<id>/        complete, still owned until its row exists
+//   INSERT row (name re-checked)    only now does the image exist for list/show
+//
+// Any failure removes what was made; reconcile() clears what a killed process left.
+import fs from "node:fs";
+import path from "node:path";
+import type { BlobCache, ImageSource, Platform, ResolvedImage, SourceOptions } from "../oci/index.ts";
+import { formatPlatform } from "../oci/index.ts";
+import type { RootfsBuilderFn } from "./build-image.ts";
+import type { PullListener } from "./events.ts";
+import { listExt4Dir, type ImageDirEntry } from "./image-ls.ts";
+import { defaultImageName, nameProblem, openSource } from "./image-names.ts";
+import type { BangerPaths } from "./paths.ts";
+import { NameTakenError, type ImageRecord, type ImageStore } from "./store.ts";
+
+export class ImageError extends Error {
+  override name = "ImageError";
+}
+
+export class ImageNotFoundError extends ImageError {
+  override name = "ImageNotFoundError";
+}
+
+/** The pull was interrupted (its AbortSignal fired); nothing of it was kept. */
+export class ImagePullAbortedError extends ImageError {
+  override name = "ImagePullAbortedError";
+}
+
+export interface ImageServiceOptions {
+  paths: BangerPaths;
+  store: ImageStore;
+  cache: BlobCache;
+  build: RootfsBuilderFn;
+  /** Registry credentials, insecure registries, stdin... (the cache is always `cache`). */
+  sourceOptions?: SourceOptions;
+  /** Where reconcile and cleanup failures are reported. */
+  log?: (message: string) => void;
+  /** For tests: the clock behind createdAt. */
+  now?: () => Date;
+}
+
+export interface PullRequest {
+  /** Anything parseSource accepts: debian:bookworm, oci:DIR[:TAG], docker-archive:FILE, rootfs:FILE, -. */
+  source: string;
+  name?: string;
+  sizeBytes?: number;
+  platform?: Platform;
+  /** Superblock times (seconds since the epoch), e.g. from SOURCE_DATE_EPOCH. */
+  timestamp?: number;
+  signal?: AbortSignal;
+  progress?: PullListener;
+}
+
+export interface ReconcileReport {
+  /** Staging directories of processes that are gone. */
+  staging: string[];
+  /** Image directories without a row (a publish cut short between rename and insert, or a lost rm). */
+  orphanDirs: string[];
+  /** Names of rows whose image file is gone. */
+  rowsWithoutDir: string[];
+}
+
+const ID_DIR = /^[0-9a-f]{12}$/;
+const STAGING_DIR = /^([0-9a-f]{12})\.staging$/;
+const OWNER_FILE = ".owner";
+/** A staging dir without an owner file this young may be a mkdir a moment before the file is written. */
+const OWNERLESS_GRACE_MS = 60_000;
+
+function newId(): string {
+  return Buffer.from(crypto.getRandomValues(new Uint8Array(6))).toString("hex");
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** Field 22 of /proc/<pid>/stat (start time in clock ticks): tells a reused pid from its first owner. */
+function processStartTime(pid: number): string | null {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, "latin1");
+    // The command name (field 2) may hold spaces and parentheses; fields after it are plain.
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19] ?? null;
+  } catch {
+    return null;
+  }
+}
+
+function pidAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/** Rejects as soon as the signal fires; a value that arrives later is handed to `late` (to dispose it). */
+function abortable<T>(p: Promise<T>, signal: AbortSignal | undefined, late: (v: T) => void): Promise<T> {
+  if (!signal) return p;
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => {
+      reject(signal.reason);
+      p.then(late, () => {});
+    };
+    if (signal.aborted) return onAbort();
+    signal.addEventListener("abort", onAbort, { once: true });
+    p.then(
+      (v) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(v);
+      },
+      (e) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(e);
+      },
+    );
+  });
+}
+
+export class ImageService {
+  private readonly paths: BangerPaths;
+  private readonly store: ImageStore;
+  private readonly cache: BlobCache;
+  private readonly build: RootfsBuilderFn;
+  private readonly sourceOptions: SourceOptions;
+  private readonly log: (message: string) => void;
+  private readonly now: () => Date;
+  /** Ids this process is pulling right now: our own pid in an owner file is live only for these. */
+  private readonly inProgress = new Set<string>();
+
+  constructor(opts: ImageServiceOptions) {
+    this.paths = opts.paths;
+    this.store = opts.store;
+    this.cache = opts.cache;
+    this.build = opts.build;
+    this.sourceOptions = opts.sourceOptions ?? {};
+    this.log = opts.log ?? (() => {});
+    this.now = opts.now ?? (() => new Date());
+  }
+
+  private imageDir(id: string): string {
+    return path.join(this.paths.imagesDir, id);
+  }
+
+  async pull(req: PullRequest): Promise<ImageRecord> {
+    const id = newId();
+    const staging = path.join(this.paths.imagesDir, `${id}.staging`);
+    const final = this.imageDir(id);
+    let source: ImageSource;
+    let normalized: string;
+    try {
+      // Standard input is spooled inside the staging dir, so whatever ends the pull (an error,
+      // an interrupt, a kill and the next reconcile) takes the spool with it.
+      const tmpDir = this.sourceOptions.tmpDir ?? staging;
+      ({ source, normalized } = openSource(req.source, { ...this.sourceOptions, tmpDir, cache: this.cache, signal: req.signal }));
+    } catch (err) {
+      throw new ImageError(`source "${req.source}": ${errorText(err)}`, { cause: err });
+    }
+    const name = req.name ?? defaultImageName(source, id);
+    const problem = nameProblem(name);
+    if (problem) throw new ImageError(`invalid image name "${name}": ${problem}`);
+    // Before anything is downloaded: a pull that can only fail at the end should fail now.
+    const holder = this.store.byName(name);
+    if (holder) {
+      throw new ImageError(`image "${name}" already exists (id ${holder.id}, from ${holder.source}); remove it with \`banger image rm ${name}\` or pick another --name`);
+    }
+    const fail = (err: unknown): ImageError => {
+      if (req.signal?.aborted) return new ImagePullAbortedError(`image "${name}": pull of ${normalized} interrupted; nothing was kept`, { cause: err });
+      if (err instanceof ImageError) return err;
+      return new ImageError(`image "${name}": ${errorText(err)}`, { cause: err });
+    };
+
+    this.inProgress.add(id);
+    let image: ResolvedImage | undefined;
+    let stagingMade = false;
+    let renamed = false;
+    try {
+      req.signal?.throwIfAborted();
+      await fs.promises.mkdir(this.paths.imagesDir, { recursive: true });
+      await fs.promises.mkdir(staging);
+      stagingMade = true;
+      await fs.promises.writeFile(path.join(staging, OWNER_FILE), JSON.stringify({ pid: process.pid, start: processStartTime(process.pid) }));
+
+      const progress = req.progress;
+      // A registry source downloads inside resolve(); its "resolved" event (manifest known)
+      // is where the resolve phase ends and the download starts.
+      const sourceProgress: PullListener | undefined = progress && ((e) => {
+        progress(e);
+        if (e.type === "resolved") {
+          const bytes = e.layers.reduce((n, l) => n + l.size, 0);
+          progress({ type: "phase", phase: "download", detail: `${e.layers.length} layer${e.layers.length === 1 ? "" : "s"}, ${(bytes / 1048576).toFixed(1)} MiB` });
+        }
+      });
+      progress?.({ type: "phase", phase: "resolve", detail: normalized });
+      // Sources honour the signal while downloading, but a spool of stdin or a read of a local
+      // file does not: racing it makes an interrupt answer at once, whatever the source does.
+      image = await abortable(source.resolve({ platform: req.platform, progress: sourceProgress }), req.signal, (late) => void late.dispose());
+      req.signal?.throwIfAborted();
+
+      const out = path.join(staging, "rootfs.ext4");
+      const built = await this.build({ image, out, sizeBytes: req.sizeBytes, timestamp: req.timestamp, signal: req.signal, progress: req.progress });
+      req.signal?.throwIfAborted();
+      // Before the rename: a stdin spool lives in the staging dir and must not be published.
+      const resolved = image;
+      image = undefined;
+      await resolved.dispose();
+
+      const c = resolved.config.config ?? {};
+      const record: ImageRecord = {
+        id,
+        name,
+        source: normalized,
+        digest: resolved.manifestDigest,
+        platform: formatPlatform(resolved.platform),
+        rootfsPath: path.join(final, "rootfs.ext4"),
+        sizeBytes: built.sizeBytes,
+        createdAt: this.now().toISOString(),
+        env: c.Env ?? [],
+        cmd: c.Cmd ?? null,
+        entrypoint: c.Entrypoint ?? null,
+        workingDir: c.WorkingDir ?? "",
+        user: c.User ?? "",
+      };
+      await fs.promises.writeFile(path.join(staging, "image.json"), JSON.stringify(record, null, 2) + "\n");
+
+      req.progress?.({ type: "phase", phase: "publish", detail: name });
+      await fs.promises.rename(staging, final);
+      renamed = true;
+      try {
+        this.store.insert(record);
+      } catch (err) {
+        if (err instanceof NameTakenError) {
+          throw new ImageError(`image "${name}" was created by another pull meanwhile (id ${err.holderId}); this one was discarded`, { cause: err });
+        }
+        throw err;
+      }
+      // The row exists: from here reconcile judges the directory by the row, not the owner.
+      await fs.promises.rm(path.join(final, OWNER_FILE), { force: true });
+      return record;
+    } catch (err) {
+      if (renamed) await this.removeDir(final);
+      else if (stagingMade) await this.removeDir(staging);
+      throw fail(err);
+    } finally {
+      this.inProgress.delete(id);
+      if (image) await image.dispose().catch((err) => this.log(`disposing ${normalized}: ${errorText(err)}`));
+    }
+  }
+
+  private async removeDir(dir: string): Promise<void> {
+    try {
+      await fs.promises.rm(dir, { recursive: true, force: true });
+    } catch (err) {
+      this.log(`cannot remove ${dir}: ${errorText(err)}`);
+    }
+  }
+
+  list(): ImageRecord[] {
+    return this.store.list();
+  }
+
+  show(nameOrId: string): ImageRecord {
+    let found: ImageRecord | null;
+    try {
+      found = this.store.find(nameOrId);
+    } catch (err) {
+      throw new ImageError(errorText(err), { cause: err });
+    }
+    if (!found) throw new ImageNotFoundError(`image "${nameOrId}" not found; \`banger image list\` shows the images there are`);
+    return found;
+  }
+
+  /** Deletes the row first (so the image is gone for everyone), then its directory. */
+  async remove(nameOrId: string): Promise<ImageRecord> {
+    const rec = this.show(nameOrId);
+    this.store.delete(rec.id);
+    await fs.promises.rm(this.imageDir(rec.id), { recursive: true, force: true });
+    // The blob cache keeps a ref per pulled registry reference, and prune keeps what refs
+    // reach: when no image from that reference is left, its blobs become prunable.
+    if (!this.store.list().some((r) => r.source === rec.source)) {
+      await this.cache.removeRefs((ref) => ref === rec.source).catch((err) => this.log(`blob cache: forgetting ${rec.source}: ${errorText(err)}`));
+    }
+    return rec;
+  }
+
+  ls(nameOrId: string, dirPath = "/"): ImageDirEntry[] {
+    const rec = this.show(nameOrId);
+    try {
+      return listExt4Dir(rec.rootfsPath, dirPath);
+    } catch (err) {
+      throw new ImageError(`image "${rec.name}": ${errorText(err)}`, { cause: err });
+    }
+  }
+
+  /** True when the owner file names a process (other than a finished pull of ours) that still runs. */
+  private ownerAlive(dir: string, id: string): boolean | "no-owner" {
+    let owner: { pid?: unknown; start?: unknown };
+    try {
+      owner = JSON.parse(fs.readFileSync(path.join(dir, OWNER_FILE), "utf8")) as { pid?: unknown; start?: unknown };
+    } catch {
+      return "no-owner";
+    }
+    if (typeof owner.pid !== "number") return false;
+    if (owner.pid === process.pid) return this.inProgress.has(id);
+    if (!pidAlive(owner.pid)) return false;
+    return typeof owner.start !== "string" || processStartTime(owner.pid) === owner.start;
+  }
+
+  /**
+   * Makes the images dir and the table agree: removes staging dirs of dead processes, image
+   * dirs without a row (unless a live pull is between rename and insert), rows without an image.
+   */
+  async reconcile(): Promise<ReconcileReport> {
+    const report: ReconcileReport = { staging: [], orphanDirs: [], rowsWithoutDir: [] };
+    let names: string[] = [];
+    try {
+      names = await fs.promises.readdir(this.paths.imagesDir);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+    }
+    const rows = new Map(this.store.list().map((r) => [r.id, r]));
+    for (const entry of names) {
+      const dir = path.join(this.paths.imagesDir, entry);
+      const staging = STAGING_DIR.exec(entry);
+      const id = staging ? staging[1]! : ID_DIR.test(entry) ? entry : null;
+      if (id === null || (!staging && rows.has(id))) continue;
+      const alive = this.ownerAlive(dir, id);
+      if (alive === true) continue;
+      if (alive === "no-owner" && staging) {
+        const st = await fs.promises.stat(dir).catch(() => null);
+        if (!st || Date.now() - st.mtimeMs < OWNERLESS_GRACE_MS) continue;
+      }
+      // Re-read after the checks: a live pull may have inserted its row meanwhile.
+      if (!staging && this.store.find(id)?.id === id) continue;
+      await fs.promises.rm(dir, { recursive: true, force: true });
+      (staging ? report.staging : report.orphanDirs).push(entry);
+      this.log(`removed ${staging ? "an abandoned staging" : "an unlisted image"} directory ${dir}`);
+    }
+    for (const r of rows.values()) {
+      if (fs.existsSync(r.rootfsPath)) continue;
+      this.store.delete(r.id);
+      report.rowsWithoutDir.push(r.name);
+      this.log(`forgot image "${r.name}" (${r.id}): ${r.rootfsPath} is gone`);
+    }
+    return report;
+  }
+}

@@ -1,0 +1,56 @@
+// Where banger keeps its files, after the XDG base directory spec. Computed from an env object
+// handed in (the CLI passes process.env; tests pass temp dirs), never read from the process here.
+import { existsSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+
+export type Env = Record<string, string | undefined>;
+
+export interface BangerPaths {
+  /** $XDG_STATE_HOME/banger: the store database and the images. */
+  stateDir: string;
+  /** <state>/images: one directory per published image, `<id>.staging` while one is built. */
+  imagesDir: string;
+  /** <state>/banger.db */
+  dbPath: string;
+  /** $XDG_CACHE_HOME/banger */
+  cacheDir: string;
+  /** <cache>/oci: the blob cache (an OCI image layout; see src/oci/cache.ts). */
+  blobCacheDir: string;
+  /** $XDG_CONFIG_HOME/banger */
+  configDir: string;
+  /** $XDG_RUNTIME_DIR/banger (sockets, pid files); a private temp dir when there is no runtime dir. */
+  runtimeDir: string;
+}
+
+/** The spec says relative values are invalid and must be ignored. */
+function xdg(env: Env, name: string): string | undefined {
+  const v = env[name];
+  return v && path.isAbsolute(v) ? v : undefined;
+}
+
+function uid(): number | undefined {
+  return typeof process.getuid === "function" ? process.getuid() : undefined;
+}
+
+export function bangerPaths(env: Env): BangerPaths {
+  const home = env.HOME && path.isAbsolute(env.HOME) ? env.HOME : os.homedir();
+  const state = path.join(xdg(env, "XDG_STATE_HOME") ?? path.join(home, ".local", "state"), "banger");
+  const cache = path.join(xdg(env, "XDG_CACHE_HOME") ?? path.join(home, ".cache"), "banger");
+  const config = path.join(xdg(env, "XDG_CONFIG_HOME") ?? path.join(home, ".config"), "banger");
+  // Without XDG_RUNTIME_DIR (cron, su, containers) fall back to a per-user dir under the temp
+  // dir: the uid in the name keeps users apart, and the daemon creates it 0700.
+  const id = uid();
+  const systemdRuntime = id === undefined ? undefined : `/run/user/${id}`;
+  const runtimeBase = xdg(env, "XDG_RUNTIME_DIR") ?? (systemdRuntime && existsSync(systemdRuntime) ? systemdRuntime : undefined);
+  const runtime = runtimeBase ? path.join(runtimeBase, "banger") : path.join(os.tmpdir(), `banger-${id ?? "user"}`);
+  return {
+    stateDir: state,
+    imagesDir: path.join(state, "images"),
+    dbPath: path.join(state, "banger.db"),
+    cacheDir: cache,
+    blobCacheDir: path.join(cache, "oci"),
+    configDir: config,
+    runtimeDir: runtime,
+  };
+}
