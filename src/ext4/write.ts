@@ -21,7 +21,7 @@ import { backupGroups } from "./geometry.ts";
 import { buildGroupTables, type GroupUsage } from "./groups.ts";
 import { encodeInode, inodeChecksumSeed, type InodeFields } from "./inode.ts";
 import { encodeJournalSuperblock } from "./journal.ts";
-import { Ext4PlanError, LOST_FOUND_BLOCKS, pathOf, planExt4, type Ext4Options, type Ext4Plan, type PlannedInode } from "./plan.ts";
+import { checkImageSize, Ext4PlanError, LOST_FOUND_BLOCKS, pathOf, planExt4, type Ext4Options, type Ext4Plan, type PlannedInode } from "./plan.ts";
 import type { DirChild, DirScratch } from "./dirents.ts";
 import { encodeSuperblock } from "./superblock.ts";
 import { sealXattrBlock } from "./xattrs.ts";
@@ -252,7 +252,9 @@ function inodeFieldsFor(p: PlannedInode, iBlock: Uint8Array, indexed: boolean): 
   // dir_nlink: a directory with more than 65000 links records 1 ("many").
   const linksCount = node.kind === "dir" && p.linksCount > 65000 ? 1 : p.linksCount;
   return {
-    mode: TYPE_BITS[node.kind] | (node.mode & 0o7777),
+    // The kernel makes every symlink S_IFLNK|0777 and never changes it (chmod on a link is not
+    // possible): whatever mode a source recorded, a symlink's is 0777.
+    mode: TYPE_BITS[node.kind] | (node.kind === "symlink" ? 0o777 : node.mode & 0o7777),
     uid: node.uid >>> 0,
     gid: node.gid >>> 0,
     size,
@@ -393,6 +395,8 @@ export class Ext4ImageWriter {
   ) {}
 
   static open(options: ImageWriterOptions): Ext4ImageWriter {
+    // Before the output exists or any geometry is sized from it (a huge --size allocated GiBs).
+    checkImageSize(options.size);
     try {
       return new Ext4ImageWriter(options, createTempOutput(options.out));
     } catch (err) {
