@@ -49,14 +49,8 @@ function hex(n: number, width: number): string {
   return "0x" + n.toString(16).padStart(width, "0");
 }
 
-/**
- * Converts a VFS POSIX ACL xattr value (version 2) to ext4's on-disk ACL value (version 1).
- * With `mode` (an access ACL's file mode), the entries the kernel keeps equal to the mode are
- * rewritten from it: USER_OBJ from the owner bits, MASK (GROUP_OBJ when there is no mask) from
- * the group bits, OTHER from the other bits. That is what chmod does to an ACL, and extraction
- * (GNU tar) sets the mode after the ACL, so the mode wins when an archive's two disagree.
- */
-export function vfsAclToExt4(value: Uint8Array, mode?: number): Uint8Array {
+/** Converts a VFS POSIX ACL xattr value (version 2) to ext4's on-disk ACL value (version 1). */
+export function vfsAclToExt4(value: Uint8Array): Uint8Array {
   if (value.length < VFS_HEADER) {
     throw new Error(`POSIX ACL value too short: ${value.length} bytes, need at least ${VFS_HEADER}`);
   }
@@ -86,16 +80,6 @@ export function vfsAclToExt4(value: Uint8Array, mode?: number): Uint8Array {
     outLen += hasId(tag) ? EXT4_ENTRY : EXT4_SHORT_ENTRY;
   }
 
-  let hasMask = false;
-  for (let i = 0; i < count; i++) if (v.getUint16(VFS_HEADER + i * VFS_ENTRY, true) === ACL_MASK) hasMask = true;
-  const permFromMode = (tag: number): number | null => {
-    if (mode === undefined) return null;
-    if (tag === ACL_USER_OBJ) return (mode >> 6) & 7;
-    if (tag === (hasMask ? ACL_MASK : ACL_GROUP_OBJ)) return (mode >> 3) & 7;
-    if (tag === ACL_OTHER) return mode & 7;
-    return null;
-  };
-
   const out = new Uint8Array(outLen);
   const o = view(out);
   o.setUint32(0, EXT4_ACL_VERSION, true);
@@ -104,7 +88,7 @@ export function vfsAclToExt4(value: Uint8Array, mode?: number): Uint8Array {
     const off = VFS_HEADER + i * VFS_ENTRY;
     const tag = v.getUint16(off, true);
     o.setUint16(pos, tag, true);
-    o.setUint16(pos + 2, permFromMode(tag) ?? v.getUint16(off + 2, true), true);
+    o.setUint16(pos + 2, v.getUint16(off + 2, true), true);
     if (hasId(tag)) {
       o.setUint32(pos + 4, v.getUint32(off + 4, true), true);
       pos += EXT4_ENTRY;
@@ -113,6 +97,43 @@ export function vfsAclToExt4(value: Uint8Array, mode?: number): Uint8Array {
     }
   }
   return out;
+}
+
+/**
+ * The mode an inode has beside access ACL `value` (VFS format): the kernel keeps the two in
+ * step, owner bits = USER_OBJ, group bits = MASK (GROUP_OBJ when there is no mask), other bits
+ * = OTHER; setuid, setgid and sticky are kept. Where an archive's mode and ACL disagree, GNU tar
+ * sets the mode first and the ACL last, so the ACL decides (measured with GNU tar 1.34 on Linux,
+ * both when the mode is wider and narrower than the ACL). A value too malformed to read leaves
+ * `mode` as it is (the xattr planner reports it).
+ */
+export function modeWithAccessAcl(mode: number, value: Uint8Array): number {
+  if (value.length < VFS_HEADER || (value.length - VFS_HEADER) % VFS_ENTRY !== 0) return mode;
+  const v = view(value);
+  let user = -1;
+  let group = -1;
+  let mask = -1;
+  let other = -1;
+  for (let off = VFS_HEADER; off < value.length; off += VFS_ENTRY) {
+    const perm = v.getUint16(off + 2, true) & 7;
+    switch (v.getUint16(off, true)) {
+      case ACL_USER_OBJ:
+        user = perm;
+        break;
+      case ACL_GROUP_OBJ:
+        group = perm;
+        break;
+      case ACL_MASK:
+        mask = perm;
+        break;
+      case ACL_OTHER:
+        other = perm;
+        break;
+    }
+  }
+  const groupClass = mask >= 0 ? mask : group;
+  if (user < 0 || groupClass < 0 || other < 0) return mode;
+  return (mode & 0o7000) | (user << 6) | (groupClass << 3) | other;
 }
 
 /** Converts ext4's on-disk ACL value (version 1) back to the VFS xattr format (version 2).

@@ -316,7 +316,7 @@ function measure(n: Numbering, metadataCsum: boolean): { contentBlocks: number; 
     const node = p.node;
     if (node.xattrs.size > 0) {
       try {
-        p.xattrs = planXattrs(node.xattrs, IN_INODE_XATTR_SPACE, node.mode);
+        p.xattrs = planXattrs(node.xattrs, IN_INODE_XATTR_SPACE);
       } catch (err) {
         throw new Ext4PlanError(`${pathOf(p)}: ${(err as Error).message}`);
       }

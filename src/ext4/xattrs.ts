@@ -193,13 +193,12 @@ function cost(e: XattrEntry): number {
   return xattrEntryLen(e.name.length) + xattrValueSize(e.value.length);
 }
 
-function toEntry(fullName: string, value: Uint8Array, mode: number | undefined): XattrEntry {
+function toEntry(fullName: string, value: Uint8Array): XattrEntry {
   const { nameIndex, name } = splitXattrName(fullName);
   let stored = value;
   if (nameIndex === XATTR_INDEX_POSIX_ACL_ACCESS || nameIndex === XATTR_INDEX_POSIX_ACL_DEFAULT) {
     try {
-      // Only the access ACL mirrors the mode; a default ACL is a template for new files.
-      stored = vfsAclToExt4(value, nameIndex === XATTR_INDEX_POSIX_ACL_ACCESS ? mode : undefined);
+      stored = vfsAclToExt4(value);
     } catch (err) {
       throw new Error(`xattr "${fullName}": ${(err as Error).message}`);
     }
@@ -250,18 +249,17 @@ function describe(entries: readonly XattrEntry[]): string {
 
 /**
  * Places xattrs into the in-inode area of `inodeSpace` bytes and, for what does not fit, one
- * 4096-byte block. POSIX ACL values are converted to ext4's format; with the inode's `mode`,
- * an access ACL's owner, group-class and other entries are made to agree with it. Throws naming the attribute
+ * 4096-byte block. POSIX ACL values are converted to ext4's format. Throws naming the attribute
  * when the set does not fit, a name is too long, or a namespace is unknown.
  */
-export function planXattrs(xattrs: ReadonlyMap<string, Uint8Array>, inodeSpace: number, mode?: number): XattrPlan {
+export function planXattrs(xattrs: ReadonlyMap<string, Uint8Array>, inodeSpace: number): XattrPlan {
   if (!Number.isInteger(inodeSpace) || inodeSpace < 0) {
     throw new Error(`planXattrs: bad in-inode space ${inodeSpace}`);
   }
   if (xattrs.size === 0) return { inInode: null, block: null, blockKey: null };
 
   const all: XattrEntry[] = [];
-  for (const [fullName, value] of xattrs) all.push(toEntry(fullName, value, mode));
+  for (const [fullName, value] of xattrs) all.push(toEntry(fullName, value));
   all.sort(compareEntries);
 
   const first = INODE_FIRST.map((n) => all.find((e) => e.fullName === n)).filter(

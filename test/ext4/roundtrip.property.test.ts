@@ -217,25 +217,17 @@ interface Flat {
 }
 
 /**
- * An access ACL as the kernel keeps it beside `mode`: USER_OBJ, MASK (GROUP_OBJ without a mask)
- * and OTHER carry the mode's owner, group and other bits.
+ * The mode the kernel shows beside an access ACL: owner bits from USER_OBJ, group bits from MASK
+ * (GROUP_OBJ without a mask), other bits from OTHER; setuid/setgid/sticky kept.
  */
-function aclAgreeingWith(value: Uint8Array, mode: number): Uint8Array {
-  const out = Uint8Array.from(value);
-  const dv = new DataView(out.buffer);
-  const tags: number[] = [];
-  for (let o = 4; o < out.length; o += 8) tags.push(dv.getUint16(o, true));
-  const groupClass = tags.includes(0x10) ? 0x10 : 0x04;
-  for (let o = 4, i = 0; o < out.length; o += 8, i++) {
-    const tag = tags[i]!;
-    if (tag === 0x01) dv.setUint16(o + 2, (mode >> 6) & 7, true);
-    if (tag === groupClass) dv.setUint16(o + 2, (mode >> 3) & 7, true);
-    if (tag === 0x20) dv.setUint16(o + 2, mode & 7, true);
-  }
-  return out;
+function modeAgreeingWith(mode: number, acl: Uint8Array): number {
+  const dv = new DataView(acl.buffer, acl.byteOffset, acl.byteLength);
+  const perm = new Map<number, number>();
+  for (let o = 4; o < acl.length; o += 8) perm.set(dv.getUint16(o, true), dv.getUint16(o + 2, true));
+  return (mode & 0o7000) | (perm.get(0x01)! << 6) | ((perm.get(0x10) ?? perm.get(0x04)!) << 3) | perm.get(0x20)!;
 }
 
-/** The tree flattened; `asWritten`: as the kernel would show the input (symlinks 0777, access ACLs agreeing with the mode). */
+/** The tree flattened; `asWritten`: as the kernel would show the input (symlinks 0777, modes agreeing with access ACLs). */
 function flatten(root: FsNode, asWritten = false): Flat[] {
   const out: Flat[] = [];
   const first = new Map<FsNode, string>();
@@ -247,7 +239,7 @@ function flatten(root: FsNode, asWritten = false): Flat[] {
       path: JSON.stringify(path),
       link: JSON.stringify(first.get(n)!),
       kind: n.kind,
-      mode: asWritten && n.kind === "symlink" ? 0o777 : n.mode,
+      mode: !asWritten ? n.mode : n.kind === "symlink" ? 0o777 : n.xattrs.has("system.posix_acl_access") ? modeAgreeingWith(n.mode, n.xattrs.get("system.posix_acl_access")!) : n.mode,
       uid: n.uid,
       gid: n.gid,
       size: n.kind === "file" ? n.size : 0,
@@ -255,7 +247,7 @@ function flatten(root: FsNode, asWritten = false): Flat[] {
       ...(n.kind === "file" ? { bytes: n.bytes!.length > 64 ? new Bun.CryptoHasher("sha256").update(n.bytes!).digest("hex") : hex(n.bytes!) } : {}),
       ...(n.kind === "symlink" ? { target: JSON.stringify(n.target!) } : {}),
       ...(n.kind === "chardev" || n.kind === "blockdev" ? { dev: `${n.major}:${n.minor}` } : {}),
-      xattrs: [...n.xattrs].map(([k, v]) => `${JSON.stringify(k)}=${hex(asWritten && k === "system.posix_acl_access" ? aclAgreeingWith(v, n.mode) : v)}`).sort(),
+      xattrs: [...n.xattrs].map(([k, v]) => `${JSON.stringify(k)}=${hex(v)}`).sort(),
     });
     if (n.kind === "dir") for (const name of [...n.children!.keys()].sort()) walk(n.children!.get(name)!, `${path}/${name}`);
   };
