@@ -6,7 +6,7 @@ import type { LoadedRootfs } from "../../tar/index.ts";
 const options = [
   { name: "rootfs-tar", value: true, required: true, description: "rootfs tar to convert (PAX/GNU/ustar); - reads standard input" },
   { name: "out", value: true, required: true, description: "ext4 image to write; replaced atomically, never left half-written" },
-  { name: "size", value: true, description: "image size (4096, 512M, 2G, ...); default max(1G, used x 1.25)" },
+  { name: "size", value: true, description: "image size (4096, 512M, 2G, ... at most 16T); default max(1G, used x 1.25)" },
   { name: "uuid", value: true, description: "filesystem UUID; default derived from the input" },
   { name: "label", value: true, description: "volume label (at most 16 bytes)" },
   { name: "no-metadata-csum", value: false, description: "leave out metadata_csum, for kernels older than 3.18" },
