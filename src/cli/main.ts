@@ -3,6 +3,7 @@
 import { UsageError, formatOptions } from "./args.ts";
 import type { Command } from "./command.ts";
 import { COMMANDS } from "./commands/index.ts";
+import { oneLine } from "../tree/names.ts";
 
 function helpFor(prefix: string[]): string {
   const matching = COMMANDS.filter((c) => prefix.every((w, i) => c.path[i] === w));
@@ -33,7 +34,7 @@ export async function main(argv: string[]): Promise<number> {
       console.log(helpFor(prefix));
       return wantsHelp ? 0 : 2;
     }
-    console.error(`banger: unknown command "${words.slice(0, prefixLen + 1).join(" ")}"\n\n${helpFor(prefix)}`);
+    console.error(`banger: unknown command "${oneLine(words.slice(0, prefixLen + 1).join(" "), 200)}"\n\n${helpFor(prefix)}`);
     return 2;
   }
   const rest = argv.slice(best.path.length);
@@ -45,10 +46,12 @@ export async function main(argv: string[]): Promise<number> {
     return await best.run(rest);
   } catch (err) {
     if (err instanceof UsageError) {
-      console.error(`banger ${best.path.join(" ")}: ${err.message}\n\n${commandHelp(best)}`);
+      console.error(`banger ${best.path.join(" ")}: ${oneLine(err.message)}\n\n${commandHelp(best)}`);
       return 2;
     }
-    const message = err instanceof Error ? err.message : String(err);
+    // One bounded line whatever the error carries (names from a hostile archive, a huge path):
+    // displayName already escapes names; this is the net for everything else.
+    const message = oneLine(err instanceof Error ? err.message : String(err));
     console.error(`banger ${best.path.join(" ")}: ${message}`);
     if (process.env.BANGER_DEBUG && err instanceof Error) console.error(err.stack);
     return 1;

@@ -99,6 +99,43 @@ export function vfsAclToExt4(value: Uint8Array): Uint8Array {
   return out;
 }
 
+/**
+ * The mode an inode has beside access ACL `value` (VFS format): the kernel keeps the two in
+ * step, owner bits = USER_OBJ, group bits = MASK (GROUP_OBJ when there is no mask), other bits
+ * = OTHER; setuid, setgid and sticky are kept. Where an archive's mode and ACL disagree, GNU tar
+ * sets the mode first and the ACL last, so the ACL decides (measured with GNU tar 1.34 on Linux,
+ * both when the mode is wider and narrower than the ACL). A value too malformed to read leaves
+ * `mode` as it is (the xattr planner reports it).
+ */
+export function modeWithAccessAcl(mode: number, value: Uint8Array): number {
+  if (value.length < VFS_HEADER || (value.length - VFS_HEADER) % VFS_ENTRY !== 0) return mode;
+  const v = view(value);
+  let user = -1;
+  let group = -1;
+  let mask = -1;
+  let other = -1;
+  for (let off = VFS_HEADER; off < value.length; off += VFS_ENTRY) {
+    const perm = v.getUint16(off + 2, true) & 7;
+    switch (v.getUint16(off, true)) {
+      case ACL_USER_OBJ:
+        user = perm;
+        break;
+      case ACL_GROUP_OBJ:
+        group = perm;
+        break;
+      case ACL_MASK:
+        mask = perm;
+        break;
+      case ACL_OTHER:
+        other = perm;
+        break;
+    }
+  }
+  const groupClass = mask >= 0 ? mask : group;
+  if (user < 0 || groupClass < 0 || other < 0) return mode;
+  return (mode & 0o7000) | (user << 6) | (groupClass << 3) | other;
+}
+
 /** Converts ext4's on-disk ACL value (version 1) back to the VFS xattr format (version 2).
  *  Entries without a qualifier get e_id = ACL_UNDEFINED_ID, as the kernel reports them. */
 export function ext4AclToVfs(value: Uint8Array): Uint8Array {

@@ -5,6 +5,8 @@ export const LOG_BLOCK_SIZE = 2; // s_log_block_size: block size = 1024 << 2
 export const INODE_SIZE = 256;
 export const EXTRA_ISIZE = 32; // i_extra_isize: covers every field up to i_projid
 export const BLOCKS_PER_GROUP = 32768; // 8 * BLOCK_SIZE: one bitmap block per group
+/** EXT4_LINK_MAX: the most names one inode may have (i_links_count is 16 bits). */
+export const LINK_MAX = 65000;
 export const DESC_SIZE = 64; // 64bit feature: 64-byte group descriptors
 export const SUPERBLOCK_OFFSET = 1024;
 export const EXT4_MAGIC = 0xef53;

@@ -52,6 +52,8 @@ const MAX_INODES_PER_GROUP = BLOCK_SIZE * 8;
  * Returns null when that many inodes cannot fit (the caller must grow the filesystem).
  */
 export function computeGeometry(blocksCount: number, minInodes: number): Geometry | null {
+  // No groups: nothing to put inodes in (and the ratios below would divide by zero).
+  if (blocksCount < 1) return null;
   const groupCount = Math.ceil(blocksCount / BLOCKS_PER_GROUP);
   const byRatio = Math.ceil((blocksCount * BLOCK_SIZE) / BYTES_PER_INODE / groupCount);
   const byNeed = Math.ceil(minInodes / groupCount);

@@ -268,7 +268,7 @@ function numberInodes(root: FsNode): Numbering {
     for (let i = 0; i < names.length; i++) {
       const name = names[i]!;
       if (!validName(name)) {
-        throw new Ext4PlanError(`invalid name ${JSON.stringify(displayName(name))} in ${pathOf(dirPlan)}: names are 1-255 bytes without "/" or NUL`);
+        throw new Ext4PlanError(`invalid name "${displayName(name)}" in ${pathOf(dirPlan)}: names are 1-255 bytes without "/" or NUL`);
       }
       const child: FsNode = dir === root && name === "lost+found" ? lostFoundNode : dir.children!.get(name)!;
       let plan: PlannedInode;
@@ -289,6 +289,11 @@ function numberInodes(root: FsNode): Numbering {
         plan = known;
       }
       plan.linksCount++;
+      // i_links_count is 16 bits; the kernel refuses a link past EXT4_LINK_MAX (65000) and
+      // e2fsck rejects a wrapped count. Directories instead record 1 above it (dir_nlink).
+      if (plan.linksCount > C.LINK_MAX && child.kind !== "dir") {
+        throw new Ext4PlanError(`${displayName(rawPathOf(dirPlan).replace(/\/$/, "") + "/" + name)}: more than ${C.LINK_MAX} names (hardlinks) for one inode, the ext4 limit`);
+      }
       entries.inos[i] = plan.ino;
       entries.types[i] = fileTypeOf(child);
     }
@@ -361,6 +366,25 @@ function measure(n: Numbering, metadataCsum: boolean): { contentBlocks: number; 
   return { contentBlocks, extentBlocksEstimate, xattrBlocks: xattrBlockCount };
 }
 
+/**
+ * The largest image: 2^32 blocks of 4 KiB (16 TiB). Every block number then fits in 32 bits, the
+ * range the writer is exercised in; beyond it the group count makes the bitmaps and descriptors
+ * (built in memory) grow past reason, and common hosts (ext4) cannot hold the file anyway.
+ */
+export const MAX_IMAGE_BYTES = 2 ** 32 * C.BLOCK_SIZE;
+
+/**
+ * Refuses a requested image size the format cannot take, before anything is allocated or written
+ * (callers check it up front; planExt4 checks again).
+ */
+export function checkImageSize(size: number | undefined): void {
+  if (size === undefined) return;
+  if (!Number.isSafeInteger(size) || size <= 0) throw new Ext4PlanError(`--size ${size} is not a positive whole number of bytes`);
+  if (size > MAX_IMAGE_BYTES) {
+    throw new Ext4PlanError(`--size ${(size / 2 ** 40).toFixed(1)} TiB is too large: images are at most 16 TiB (2^32 blocks of 4 KiB)`);
+  }
+}
+
 const MIN_DEFAULT_BLOCKS = (1024 * 1024 * 1024) / C.BLOCK_SIZE; // 1 GiB
 const ALIGN_BLOCKS = 256; // default sizes are whole MiB
 
@@ -376,7 +400,9 @@ function chooseGeometry(requested: number | undefined, dynamicBlocks: number, in
     return rem > 0 && rem < 1 + gdt + 64 && blocks > C.BLOCKS_PER_GROUP ? blocks - rem : blocks;
   };
   if (requested !== undefined) {
+    checkImageSize(requested);
     const blocks = trimTinyLastGroup(Math.floor(requested / C.BLOCK_SIZE));
+    if (blocks === 0) throw new Ext4PlanError(`--size ${requested} bytes is too small: not even one 4 KiB block`);
     const g = computeGeometry(blocks, inodesNeeded);
     const needMiB = (b: number) => Math.ceil((b * C.BLOCK_SIZE) / 1048576);
     if (!g) throw new Ext4PlanError(`--size ${requested} bytes is too small: ${inodesNeeded} inodes do not fit in ${blocks} blocks`);

@@ -15,13 +15,14 @@ import { predictionGeometry, StreamedFileData } from "./streamed-data.ts";
 import type { TarFileDataSink } from "../tar/reader.ts";
 import { displayName, nameToBytes, type ByteSource, type FsNode } from "../tree/index.ts";
 import * as C from "./constants.ts";
+import { modeWithAccessAcl } from "./acl.ts";
 import { buildDirectory } from "./htree.ts";
 import { buildExtentTree, extentCount, extentTreeBlockCount, type ExtentList } from "./extents.ts";
 import { backupGroups } from "./geometry.ts";
 import { buildGroupTables, type GroupUsage } from "./groups.ts";
 import { encodeInode, inodeChecksumSeed, type InodeFields } from "./inode.ts";
 import { encodeJournalSuperblock } from "./journal.ts";
-import { Ext4PlanError, LOST_FOUND_BLOCKS, pathOf, planExt4, type Ext4Options, type Ext4Plan, type PlannedInode } from "./plan.ts";
+import { checkImageSize, Ext4PlanError, LOST_FOUND_BLOCKS, pathOf, planExt4, type Ext4Options, type Ext4Plan, type PlannedInode } from "./plan.ts";
 import type { DirChild, DirScratch } from "./dirents.ts";
 import { encodeSuperblock } from "./superblock.ts";
 import { sealXattrBlock } from "./xattrs.ts";
@@ -240,6 +241,16 @@ function writeInodeContent(plan: Ext4Plan, p: PlannedInode, sink: BlockTarget, i
   return indexed;
 }
 
+/**
+ * The permission bits the kernel would show: a symlink's are always 0777 (no source can make
+ * them anything else), and an access ACL's USER_OBJ/MASK/OTHER are the owner/group/other bits.
+ */
+function permissionsOf(node: FsNode): number {
+  if (node.kind === "symlink") return 0o777;
+  const acl = node.xattrs.size > 0 ? node.xattrs.get("system.posix_acl_access") : undefined;
+  return acl === undefined ? node.mode & 0o7777 : modeWithAccessAcl(node.mode & 0o7777, acl);
+}
+
 function inodeFieldsFor(p: PlannedInode, iBlock: Uint8Array, indexed: boolean): InodeFields {
   const node = p.node;
   let size = 0;
@@ -252,7 +263,7 @@ function inodeFieldsFor(p: PlannedInode, iBlock: Uint8Array, indexed: boolean): 
   // dir_nlink: a directory with more than 65000 links records 1 ("many").
   const linksCount = node.kind === "dir" && p.linksCount > 65000 ? 1 : p.linksCount;
   return {
-    mode: TYPE_BITS[node.kind] | (node.mode & 0o7777),
+    mode: TYPE_BITS[node.kind] | permissionsOf(node),
     uid: node.uid >>> 0,
     gid: node.gid >>> 0,
     size,
@@ -393,6 +404,8 @@ export class Ext4ImageWriter {
   ) {}
 
   static open(options: ImageWriterOptions): Ext4ImageWriter {
+    // Before the output exists or any geometry is sized from it (a huge --size allocated GiBs).
+    checkImageSize(options.size);
     try {
       return new Ext4ImageWriter(options, createTempOutput(options.out));
     } catch (err) {

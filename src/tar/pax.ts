@@ -11,8 +11,12 @@ import { TarError } from "./errors.ts";
 /** Records in order; a later record with the same key wins. */
 export type PaxRecords = Map<string, Uint8Array>;
 
-/** Parses an extended header payload. `entry` names the member for errors (may be null). */
-export function parsePaxRecords(payload: Uint8Array, entry: string | null, into: PaxRecords = new Map()): PaxRecords {
+/**
+ * Parses an extended header payload. `entry` names the member for errors (may be null). More
+ * than `maxRecords` distinct keys in `into` is an error, found as soon as it happens (so a
+ * hostile million-key header costs no more than the bound).
+ */
+export function parsePaxRecords(payload: Uint8Array, entry: string | null, into: PaxRecords = new Map(), maxRecords = Infinity): PaxRecords {
   let pos = 0;
   const n = payload.length;
   while (pos < n) {
@@ -37,6 +41,7 @@ export function parsePaxRecords(payload: Uint8Array, entry: string | null, into:
     if (eq >= recordEnd || eq === p + 1) throw new TarError(entry, `malformed PAX extended header record at payload byte ${pos} (no key=value)`);
     const key = bytesToName(payload.subarray(p + 1, eq));
     into.set(key, payload.slice(eq + 1, recordEnd));
+    if (into.size > maxRecords) throw new TarError(entry, `PAX extended headers hold more than ${maxRecords} records`);
     pos += len;
   }
   return into;
@@ -186,6 +191,54 @@ export function interpretPax(records: PaxRecords, entry: string | null): PaxOver
   // file; the kernel never stores such an ACL (it is just the mode), so neither do we.
   const access = out.xattrs.get("system.posix_acl_access");
   if (access && isMinimalAcl(access)) out.xattrs.delete("system.posix_acl_access");
+  return out;
+}
+
+/** The standard keywords and the PaxOverrides field each sets. */
+const FIELD_OF_KEY: ReadonlyArray<readonly [string, keyof PaxOverrides]> = [
+  ["path", "path"],
+  ["linkpath", "linkpath"],
+  ["size", "size"],
+  ["uid", "uid"],
+  ["gid", "gid"],
+  ["uname", "uname"],
+  ["gname", "gname"],
+  ["mtime", "mtime"],
+  ["atime", "atime"],
+  ["ctime", "ctime"],
+  ["SCHILY.devmajor", "devmajor"],
+  ["SCHILY.devminor", "devminor"],
+];
+
+function copyField<K extends keyof PaxOverrides>(out: PaxOverrides, from: PaxOverrides, field: K): void {
+  if (from[field] !== undefined) out[field] = from[field];
+}
+
+/** Records that set each ACL xattr, in either of their forms (binary xattr, text). */
+const ACL_KEYS: ReadonlyArray<readonly [string, readonly string[]]> = [
+  ["system.posix_acl_access", [XATTR_PREFIX + "system.posix_acl_access", "SCHILY.acl.access"]],
+  ["system.posix_acl_default", [XATTR_PREFIX + "system.posix_acl_default", "SCHILY.acl.default"]],
+];
+
+/**
+ * One member's overrides from the global ones (`global`, interpreted once per global header,
+ * not per member) and its own (`local`, interpreted from `localRecords`): a keyword the member's
+ * records carry wins, even with an empty value (which unsets the global one, as POSIX says);
+ * others come from the global records. Xattrs are merged by name, the member's winning. The
+ * result may share `global.xattrs` (entries' xattrs are copied into nodes, never modified).
+ */
+export function mergePaxOverrides(global: PaxOverrides, local: PaxOverrides, localRecords: PaxRecords): PaxOverrides {
+  const out: PaxOverrides = { xattrs: local.xattrs, sparse: global.sparse || local.sparse };
+  for (const [key, field] of FIELD_OF_KEY) {
+    copyField(out, localRecords.has(key) ? local : global, field);
+  }
+  if (global.xattrs.size > 0) {
+    const xattrs = new Map(global.xattrs);
+    // A member's ACL record decides that ACL, even when it was dropped as mode-equivalent.
+    for (const [name, keys] of ACL_KEYS) if (keys.some((k) => localRecords.has(k))) xattrs.delete(name);
+    for (const [name, value] of local.xattrs) xattrs.set(name, value);
+    out.xattrs = xattrs;
+  }
   return out;
 }
 

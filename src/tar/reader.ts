@@ -8,7 +8,7 @@ import type { Timestamp } from "../tree/types.ts";
 import { bytesToName } from "../tree/names.ts";
 import { TarError } from "./errors.ts";
 import { BLOCK_SIZE, compressionOf, isZeroBlock, parseHeader, type RawHeader } from "./headers.ts";
-import { interpretPax, parsePaxRecords, type PaxOverrides, type PaxRecords } from "./pax.ts";
+import { interpretPax, mergePaxOverrides, parsePaxRecords, type PaxOverrides, type PaxRecords } from "./pax.ts";
 import { ZeroBlockScanner } from "./zeros.ts";
 
 export type TarEntryType = "file" | "hardlink" | "symlink" | "chardev" | "blockdev" | "dir" | "fifo";
@@ -62,8 +62,12 @@ export interface TarFileDataSink {
 export interface TarParserOptions {
   /** Find all-zero 4 KiB blocks of regular files (default true). */
   detectZeros?: boolean;
-  /** Largest accepted PAX/GNU extension payload (default 64 MiB). */
+  /** Largest accepted PAX/GNU extension payload (default 64 MiB); also bounds consecutive 'x' headers together. */
   maxExtensionSize?: number;
+  /** Most distinct keys global PAX headers may set in total (default 1,000). */
+  maxGlobalPaxRecords?: number;
+  /** Most bytes (keys + values) global PAX headers may set in total (default 1 MiB). */
+  maxGlobalPaxBytes?: number;
 }
 
 type State = "header" | "data" | "extension" | "padding" | "end";
@@ -94,6 +98,8 @@ export class TarParser {
   private readonly onEntry: (entry: TarEntry) => void;
   private readonly detectZeros: boolean;
   private readonly maxExtensionSize: number;
+  private readonly maxGlobalPaxRecords: number;
+  private readonly maxGlobalPaxBytes: number;
   /**
    * The identity is a chain of xxHash64 over the header bytes in fixed 64 KiB pieces (each
    * piece's hash seeds the next), so it depends on those bytes alone, not on how the input was
@@ -122,8 +128,15 @@ export class TarParser {
   private extFill = 0;
   private extHeader: RawHeader | null = null;
 
+  /**
+   * Global records apply to every later member. They are interpreted once per change
+   * (globalOverrides), never copied per member: a member's own records are merged over them.
+   */
   private globalPax: PaxRecords = new Map();
+  private globalPaxBytes = 0;
+  private globalOverrides: PaxOverrides | null = null;
   private localPax: PaxRecords | null = null;
+  private localPaxBytes = 0;
   private longName: string | null = null;
   private longLink: string | null = null;
   /** The member a pending extension header belongs to, for error messages. */
@@ -134,6 +147,8 @@ export class TarParser {
     this.onEntry = onEntry;
     this.detectZeros = options.detectZeros ?? true;
     this.maxExtensionSize = options.maxExtensionSize ?? 64 << 20;
+    this.maxGlobalPaxRecords = options.maxGlobalPaxRecords ?? 1000;
+    this.maxGlobalPaxBytes = options.maxGlobalPaxBytes ?? 1 << 20;
   }
 
   /** From now on, regular files' data goes to `sink` (which then finds their zero blocks). */
@@ -295,13 +310,18 @@ export class TarParser {
     }
 
     // A real member: apply extensions (global PAX, then this member's PAX, then GNU long names).
-    const records: PaxRecords = this.localPax ? new Map([...this.globalPax, ...this.localPax]) : this.globalPax;
     let path = this.longName ?? raw.name;
     const provisional = path;
-    const pax = records.size === 0 ? NO_PAX : interpretPax(records, provisional);
+    const global = this.globalPax.size === 0 ? null : (this.globalOverrides ??= interpretPax(this.globalPax, provisional));
+    const local = this.localPax;
+    let pax: PaxOverrides;
+    if (local === null) pax = global ?? NO_PAX;
+    else if (global === null) pax = interpretPax(local, provisional);
+    else pax = mergePaxOverrides(global, interpretPax(local, provisional), local);
     if (pax.path !== undefined) path = pax.path;
     const linkname = pax.linkpath ?? this.longLink ?? raw.linkname;
     this.localPax = null;
+    this.localPaxBytes = 0;
     this.longName = null;
     this.longLink = null;
     this.lastName = path;
@@ -317,7 +337,9 @@ export class TarParser {
       throw new TarError(path, `unsupported entry type '${t === "\0" ? "\\0" : t}' (0x${t.charCodeAt(0).toString(16)})`);
     }
     // Old (v7-style) archives mark directories with a trailing slash on a regular-file entry.
-    if (type === "file" && (t === "0" || t === "\0") && path.endsWith("/")) type = "dir";
+    // Not for a path naming the archive root ("./", "/"): that is a regular file over the root,
+    // refused like "." as a file, rather than a way to give the root a file's mode.
+    if (type === "file" && (t === "0" || t === "\0") && path.endsWith("/") && !namesRoot(path)) type = "dir";
 
     const mtime: Timestamp = pax.mtime ?? { sec: raw.mtime, nsec: 0 };
     const size = NO_DATA.has(t) ? 0 : (pax.size ?? raw.size);
@@ -385,13 +407,31 @@ export class TarParser {
     const raw = this.extHeader!;
     switch (this.extType) {
       case "x":
+        this.localPaxBytes += payload.length;
+        if (this.localPaxBytes > this.maxExtensionSize) {
+          throw new TarError(raw.name, `consecutive PAX extended headers total ${this.localPaxBytes} bytes, over the ${this.maxExtensionSize}-byte limit`);
+        }
         this.localPax = parsePaxRecords(payload, raw.name, this.localPax ?? new Map());
         break;
       case "g": {
-        const records = parsePaxRecords(payload, raw.name);
+        // Bounded in total (keys and bytes): they accumulate over the whole archive.
+        const records = parsePaxRecords(payload, raw.name, new Map(), this.maxGlobalPaxRecords);
         for (const [k, v] of records) {
-          if (v.length === 0) this.globalPax.delete(k);
-          else this.globalPax.set(k, v);
+          const old = this.globalPax.get(k);
+          if (old !== undefined) this.globalPaxBytes -= k.length + old.length;
+          if (v.length === 0) {
+            this.globalPax.delete(k);
+          } else {
+            this.globalPax.set(k, v);
+            this.globalPaxBytes += k.length + v.length;
+          }
+        }
+        this.globalOverrides = null;
+        if (this.globalPax.size > this.maxGlobalPaxRecords) {
+          throw new TarError(raw.name, `global PAX headers set ${this.globalPax.size} keys, over the limit of ${this.maxGlobalPaxRecords}`);
+        }
+        if (this.globalPaxBytes > this.maxGlobalPaxBytes) {
+          throw new TarError(raw.name, `global PAX headers hold ${this.globalPaxBytes} bytes of keys and values, over the ${this.maxGlobalPaxBytes}-byte limit`);
         }
         break;
       }
@@ -416,4 +456,10 @@ function stripNuls(payload: Uint8Array): string {
   const nul = payload.indexOf(0);
   if (nul >= 0 && nul < end) end = nul;
   return bytesToName(payload.subarray(0, end));
+}
+
+/** True for a path made of "/" and "." components only ("./", "/", "././"): the archive root. */
+function namesRoot(path: string): boolean {
+  for (const c of path.split("/")) if (c !== "" && c !== ".") return false;
+  return true;
 }

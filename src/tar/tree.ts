@@ -146,6 +146,8 @@ export function nodeFromEntry(e: TarEntry, source: number): FsNode {
       if (e.linkname === "") throw new TarError(e.path, "symlink with an empty target");
       if (e.linkname.includes("\0")) throw new TarError(e.path, "symlink target contains a NUL byte");
       node.target = e.linkname;
+      // A symlink's mode is always 0777 on Linux (the header's is ignored by extraction).
+      node.mode = 0o777;
       return node;
     case "chardev":
     case "blockdev":

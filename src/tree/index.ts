@@ -1,3 +1,3 @@
 export type { ByteSource, FileData, FsNode, NodeKind, Timestamp } from "./types.ts";
-export { bytesToName, displayName, nameToBytes, utf8ToName } from "./names.ts";
+export { bytesToName, displayName, nameToBytes, oneLine, utf8ToName } from "./names.ts";
 export { newDir, newNode, walkTree } from "./nodes.ts";

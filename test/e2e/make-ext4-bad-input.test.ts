@@ -3,7 +3,7 @@
 // image, no temp image, no stdin spool file). Starts: the banger CLI as a child process.
 // Needs no root and no e2fsprogs: the inputs are hand-made with the test tar writer.
 import { afterAll, expect, test } from "bun:test";
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { linkSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { scratchDir } from "../helpers/oracles.ts";
 import { TarBuilder } from "../helpers/tarwriter.ts";
@@ -136,3 +136,44 @@ testWith({ tools: ["mount", "umount"], root: true }, "a full output filesystem: 
     Bun.spawnSync(["umount", mnt]);
   }
 }, 60_000);
+
+test("--size 1, 512 and 1K are refused as too small (not a crash)", async () => {
+  for (const size of ["1", "512", "1K"]) {
+    const stderr = await expectRefused({ tar: inputTar(goodTar().end()), extra: ["--size", size] }, [/too small/]);
+    expect(stderr).not.toMatch(/undefined|TypeError|evaluating/);
+  }
+}, 30_000);
+
+test("--size 2P is refused at once as beyond the format, before any allocation", async () => {
+  const outDir = freshOutDir();
+  const r = await makeExt4(["--rootfs-tar", inputTar(goodTar().end()), "--out", join(outDir, "rootfs.ext4"), "--size", "2P"]);
+  expect(r.exitCode, r.stderr).not.toBe(0);
+  expect(r.stderr).toMatch(/too large: images are at most 16 TiB/);
+  expect(r.ms).toBeLessThan(5000); // sizing the geometry first took ~1.5 GB and seconds
+  expect(readdirSync(outDir)).toEqual([]);
+}, 30_000);
+
+test("--out naming the input (same path, a symlink, a hardlink, stdin from it) is refused and the input kept", async () => {
+  const tar = inputTar(goodTar().end());
+  const before = readFileSync(tar);
+  const dir = join(tar, "..");
+  symlinkSync(tar, join(dir, "via-symlink.ext4"));
+  linkSync(tar, join(dir, "via-hardlink.ext4"));
+  for (const [out, stdin] of [[tar, false], [join(dir, "via-symlink.ext4"), false], [join(dir, "via-hardlink.ext4"), false], [tar, true]] as const) {
+    const r = await makeExt4(["--rootfs-tar", stdin ? "-" : tar, "--out", out], stdin ? { stdinFrom: tar } : {});
+    const context = `${out} stdin=${stdin}: exit ${r.exitCode}\n${r.stderr}`;
+    expect(r.exitCode, context).not.toBe(0);
+    expect(r.stderr, context).toMatch(/is (the input .*|standard input) \(the same file\)/);
+    expect(r.stderr.trim().split("\n"), context).toHaveLength(1);
+    expect(readFileSync(tar).equals(before), context).toBe(true);
+    expect(readdirSync(dir).sort(), context).toEqual(["input.tar", "via-hardlink.ext4", "via-symlink.ext4"]);
+  }
+}, 30_000);
+
+test("a refused 20 MB name with a newline and an ESC sequence: one short line, escaped", async () => {
+  const t = goodTar();
+  t.file("placeholder", "x", { pax: { path: "evil\n\x1b[31mred/" + "x".repeat(20 << 20) } });
+  const stderr = await expectRefused({ tar: inputTar(t.end()) }, [/exceeds 255 bytes/, /evil\\n\\x1b\[31mred/, /bytes elided/]);
+  expect(stderr.length).toBeLessThan(2000);
+  expect(stderr.trimEnd()).not.toMatch(/[\x00-\x1f]/);
+}, 30_000);

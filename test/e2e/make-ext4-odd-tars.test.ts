@@ -1,6 +1,7 @@
 // End to end: hand-made tars GNU tar itself never writes (children before their directory
 // entries, duplicate members where the last wins, a file replaced by a symlink, GNU long-name
-// members, ustar prefix names, base-256 ids) must give the same tree as GNU tar extracting
+// members, ustar prefix names, base-256 ids, symlinks with a header mode other than 0777,
+// modes that disagree with the access ACL) must give the same tree as GNU tar extracting
 // them onto a kernel ext4. Starts: the banger CLI, GNU tar, mkfs.ext4, e2fsck, loop mounts.
 import { afterAll } from "bun:test";
 import { rmSync, writeFileSync } from "node:fs";
@@ -38,6 +39,22 @@ function oddTar(): Uint8Array {
   t.dir("placeholder/", { pax: { path: "names/" + "p".repeat(100) + "/" }, mtime: m + 12 });
   t.file("names/base256", "ids\n", { uid: 3_000_000_000, gid: 4_000_000_000, base256: true, mtime: m + 13 });
   t.dir("names/", { mode: 0o755, mtime: m + 14 });
+  // Modes the kernel decides: a symlink is 0777 whatever its header says (also through a
+  // hardlink to it), and where a mode and an access ACL disagree, extraction leaves the ACL's
+  // USER_OBJ/MASK/OTHER equal to the mode, in both directions.
+  t.dir("modes/", { mode: 0o755, mtime: m });
+  t.file("modes/target", "t\n", { mtime: m });
+  t.symlink("modes/link-0644", "target", { mode: 0o644, mtime: m + 15 });
+  t.hardlink("modes/link-0644-hard", "modes/link-0644");
+  t.symlink("modes/link-0600-abs", "/" + "long-target/".repeat(8), { mode: 0o600, mtime: m + 15 });
+  t.file("modes/mode-narrower-than-acl", "n\n", { mode: 0o644, mtime: m + 16, pax: { "SCHILY.acl.access": "user::rw-,user:1000:rwx,group::r--,mask::rw-,other::r--" } });
+  t.file("modes/mode-wider-than-acl", "w\n", { mode: 0o775, mtime: m + 17, pax: { "SCHILY.acl.access": "user::r--,user:1000:r--,group::r--,mask::r--,other::---" } });
+  t.dir("modes/dir-acls", {
+    mode: 0o750,
+    mtime: m + 18,
+    pax: { "SCHILY.acl.access": "user::rwx,group::r-x,group:100:rwx,mask::rwx,other::r-x", "SCHILY.acl.default": "user::rwx,user:7:rw-,group::r-x,mask::rwx,other::---" },
+  });
+  t.dir("modes/", { mode: 0o755, mtime: m + 19 });
   return t.end();
 }
 

@@ -4,8 +4,9 @@ import { createHash } from "node:crypto";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { writeExt4Image } from "../../src/ext4/index.ts";
+import { Ext4ImageWriter, Ext4PlanError, planExt4, writeExt4Image } from "../../src/ext4/index.ts";
 import { encodeTime } from "../../src/ext4/inode.ts";
+import { Ext4Reader } from "../../src/ext4/read.ts";
 import { backupGroups, defaultJournalBlocks } from "../../src/ext4/geometry.ts";
 import { extentTreeBlockCount } from "../../src/ext4/extents.ts";
 import { newDir, newNode, type ByteSource, type FsNode } from "../../src/tree/index.ts";
@@ -314,4 +315,115 @@ describe("sizing", () => {
       e2fsckClean(out);
     }
   }, 60_000);
+});
+
+describe("issue 11: modes as the kernel keeps them, limits refused", () => {
+  const vfsAcl = (entries: Array<[number, number, number]>): Uint8Array => {
+    const out = new Uint8Array(4 + 8 * entries.length);
+    const dv = new DataView(out.buffer);
+    dv.setUint32(0, 2, true);
+    entries.forEach(([tag, perm, id], i) => {
+      dv.setUint16(4 + 8 * i, tag, true);
+      dv.setUint16(6 + 8 * i, perm, true);
+      dv.setUint32(8 + 8 * i, id, true);
+    });
+    return out;
+  };
+  const U = 0xffffffff;
+  const withReader = (img: string, fn: (r: Ext4Reader) => void): void => {
+    const r = Ext4Reader.open(img);
+    try {
+      fn(r);
+    } finally {
+      r.close();
+    }
+  };
+
+  test("a symlink node of any mode, and every name of it, is written S_IFLNK|0777", async () => {
+    const root = newDir();
+    const link = newNode("symlink", { mode: 0o644, target: "somewhere" });
+    root.children!.set("link", link);
+    root.children!.set("hard", link);
+    root.children!.set("slow", newNode("symlink", { mode: 0o4600, target: "/" + "x".repeat(100) }));
+    const img = image("symlink-modes.img");
+    await writeExt4Image(root, [], { out: img, metadataCsum: true });
+    withReader(img, (r) => {
+      for (const p of ["/link", "/hard", "/slow"]) expect(r.inode(r.lookup(p)).mode).toBe(0o120777);
+      expect(r.inode(r.lookup("/hard")).linksCount).toBe(2);
+    });
+  });
+
+  test("an access ACL sets the owner, group (mask, else group entry) and other bits; special bits stay", async () => {
+    const root = newDir();
+    // Mode narrower than the ACL's mask, wider than it, and setgid beside a mask.
+    const narrower = vfsAcl([[0x01, 6, U], [0x02, 7, 1000], [0x04, 4, U], [0x10, 6, U], [0x20, 4, U]]);
+    const wider = vfsAcl([[0x01, 4, U], [0x02, 4, 1000], [0x04, 4, U], [0x10, 4, U], [0x20, 0, U]]);
+    root.children!.set("narrower", newNode("file", { mode: 0o644, xattrs: new Map([["system.posix_acl_access", narrower]]) }));
+    root.children!.set("wider", newNode("file", { mode: 0o775, xattrs: new Map([["system.posix_acl_access", wider]]) }));
+    root.children!.set("setgid", newNode("dir", { mode: 0o2700, xattrs: new Map([["system.posix_acl_access", narrower]]) }));
+    // No mask (no named entries): the group entry gives the group bits.
+    const base = vfsAcl([[0x01, 7, U], [0x04, 5, U], [0x20, 0, U]]);
+    root.children!.set("no-mask", newNode("file", { mode: 0o644, xattrs: new Map([["system.posix_acl_access", base]]) }));
+    // A default ACL is a template for new files: it does not touch the directory's mode.
+    root.children!.set("default-only", newNode("dir", { mode: 0o750, xattrs: new Map([["system.posix_acl_default", wider]]) }));
+    const img = image("acl-modes.img");
+    await writeExt4Image(root, [], { out: img, metadataCsum: true });
+    withReader(img, (r) => {
+      expect(r.inode(r.lookup("/narrower")).mode & 0o7777).toBe(0o664);
+      expect(r.inode(r.lookup("/wider")).mode & 0o7777).toBe(0o440);
+      expect(r.inode(r.lookup("/setgid")).mode & 0o7777).toBe(0o2664);
+      expect(r.inode(r.lookup("/no-mask")).mode & 0o7777).toBe(0o750);
+      expect(r.inode(r.lookup("/default-only")).mode & 0o7777).toBe(0o750);
+    });
+  });
+
+  test("more than 65,000 names for one inode (a file, a symlink) is an Ext4PlanError naming a path", () => {
+    for (const kind of ["file", "symlink"] as const) {
+      const root = newDir();
+      const node = kind === "file" ? newNode("file", { bytes: new Uint8Array(0) }) : newNode("symlink", { target: "t" });
+      const dir = newDir();
+      root.children!.set("d", dir);
+      for (let i = 0; i < 70_000; i++) dir.children!.set(`n${i}`, node);
+      const t0 = performance.now();
+      let err: unknown;
+      try {
+        planExt4(root, { metadataCsum: true });
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(Ext4PlanError);
+      expect((err as Error).message).toMatch(/^\/d\/n\d+: more than 65000 names/);
+      expect(performance.now() - t0).toBeLessThan(3000);
+    }
+    // Exactly 65,000 is the kernel's limit and still accepted.
+    const root = newDir();
+    const node = newNode("file", { bytes: new Uint8Array(0) });
+    for (let i = 0; i < 65_000; i++) root.children!.set(`n${i}`, node);
+    const plan = planExt4(root, { metadataCsum: true });
+    expect(plan.inodes.find((p) => p.node === node)!.linksCount).toBe(65_000);
+  });
+
+  test("sizes below one block and tiny sizes are refused as too small, never a crash", () => {
+    for (const size of [1, 512, 1024, 4095, 4096, 8192]) {
+      let err: unknown;
+      try {
+        planExt4(newDir(), { size, metadataCsum: true });
+      } catch (e) {
+        err = e;
+      }
+      expect(err, `size ${size}`).toBeInstanceOf(Ext4PlanError);
+      expect((err as Error).message, `size ${size}`).toMatch(/too small/);
+    }
+  });
+
+  test("sizes beyond 16 TiB are refused up front, before the image file exists", () => {
+    expect(() => planExt4(newDir(), { size: 2 ** 44 + 4096, metadataCsum: true })).toThrow(/too large: images are at most 16 TiB/);
+    const out = image("too-large.img");
+    const t0 = performance.now();
+    expect(() => Ext4ImageWriter.open({ out, size: 2 ** 51, metadataCsum: true })).toThrow(Ext4PlanError);
+    expect(performance.now() - t0).toBeLessThan(1000); // sizing the geometry first took seconds and GiBs
+    expect(readdirSync(work).filter((f) => f.includes("too-large"))).toEqual([]);
+    // 16 TiB itself is a valid geometry (only planned here: writing it needs a host that holds such a file).
+    expect(planExt4(newDir(), { size: 2 ** 44, metadataCsum: true }).geometry.blocksCount).toBe(2 ** 32);
+  });
 });

@@ -314,3 +314,32 @@ describe("PAX and GNU extensions", () => {
     l.cleanup();
   });
 });
+
+describe("issue 11", () => {
+  test("a symlink's mode is 0777 whatever its header says, also through a hardlink to it", async () => {
+    const t = new TarBuilder();
+    t.file("target", "x");
+    t.symlink("link", "target", { mode: 0o644 });
+    t.hardlink("hard", "link");
+    const l = await load(t.end());
+    expect(nodeAt(l.root, "link")).toMatchObject({ kind: "symlink", mode: 0o777 });
+    expect(nodeAt(l.root, "hard")).toBe(nodeAt(l.root, "link"));
+    l.cleanup();
+  });
+
+  test("'./', '/' and '././' as a regular file are refused like '.' (not taken as the root directory)", async () => {
+    for (const name of [".", "./", "/", "//", "././"]) {
+      const t = new TarBuilder();
+      t.file("etc", "x");
+      t.file(name, "", { mode: 0o644 });
+      const err = await loadError(t.end());
+      expect(err.message, name).toContain("the archive root must be a directory, not a file");
+    }
+    // A v7-style directory (a regular-file entry with a trailing slash) elsewhere is still a directory.
+    const t = new TarBuilder();
+    t.file("./etc/", "", { mode: 0o750 });
+    const l = await load(t.end());
+    expect(nodeAt(l.root, "etc")).toMatchObject({ kind: "dir", mode: 0o750 });
+    l.cleanup();
+  });
+});

@@ -1,12 +1,12 @@
 import { parseArgs, option, parseSize, UsageError } from "../args.ts";
 import type { Command } from "../command.ts";
-import { statSync } from "node:fs";
+import { fstatSync, statSync, type Stats } from "node:fs";
 import type { LoadedRootfs } from "../../tar/index.ts";
 
 const options = [
   { name: "rootfs-tar", value: true, required: true, description: "rootfs tar to convert (PAX/GNU/ustar); - reads standard input" },
   { name: "out", value: true, required: true, description: "ext4 image to write; replaced atomically, never left half-written" },
-  { name: "size", value: true, description: "image size (4096, 512M, 2G, ...); default max(1G, used x 1.25)" },
+  { name: "size", value: true, description: "image size (4096, 512M, 2G, ... at most 16T); default max(1G, used x 1.25)" },
   { name: "uuid", value: true, description: "filesystem UUID; default derived from the input" },
   { name: "label", value: true, description: "volume label (at most 16 bytes)" },
   { name: "no-metadata-csum", value: false, description: "leave out metadata_csum, for kernels older than 3.18" },
@@ -24,6 +24,7 @@ export const makeExt4Command: Command = {
     const out = option(args, "out")!;
     const sizeText = option(args, "size");
     const size = sizeText === undefined ? undefined : parseSize(sizeText);
+    refuseOutputOverInput(input, out);
     // The image file exists (unnamed) before the tar is read, so each file's data is written
     // into it from the bytes just read, overlapping the read and the planning.
     // Loaded here, not at the top: `banger` starts every command, and each pays only for its own modules.
@@ -69,5 +70,29 @@ function fileSize(path: string): number | undefined {
     return statSync(path).size;
   } catch {
     return undefined; // the tar reader reports a missing input with its own message
+  }
+}
+
+/**
+ * The image replaces `out` only once complete, so an `out` that is the input itself (by any
+ * name: the same path, a symlink, a hardlink, or standard input redirected from it) would be
+ * read while its replacement is written and then lost. Refused before anything is written.
+ */
+function refuseOutputOverInput(input: string, out: string): void {
+  let outStat: Stats;
+  try {
+    outStat = statSync(out);
+  } catch {
+    return; // no such file yet: nothing to overwrite
+  }
+  let inStat: Stats;
+  try {
+    inStat = input === "-" ? fstatSync(0) : statSync(input);
+  } catch {
+    return; // the tar reader reports a missing input with its own message
+  }
+  if (inStat.dev === outStat.dev && inStat.ino === outStat.ino) {
+    const what = input === "-" ? "standard input" : `the input ${input}`;
+    throw new Error(`--out ${out} is ${what} (the same file): writing the image would destroy the input`);
   }
 }
