@@ -40,7 +40,7 @@ export interface BuildResult {
   inodesUsed: number;
   uuid: string;
   /** Uncompressed layer bytes written to spools (0 when the one layer streamed into the image). */
-  spooledBytes: number;
+  spooledBytes?: number;
 }
 
 export type RootfsBuilderFn = (req: BuildRequest) => Promise<BuildResult>;

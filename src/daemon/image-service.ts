@@ -200,7 +200,7 @@ export class ImageService {
       progress?.({ type: "phase", phase: "resolve", detail: normalized });
       // Sources honour the signal while downloading, but a spool of stdin or a read of a local
       // file does not: racing it makes an interrupt answer at once, whatever the source does.
-      image = await abortable(source.resolve({ platform: req.platform, progress: sourceProgress }), req.signal, (late) => void late.dispose());
+      image = await abortable(source.resolve({ platform: req.platform, progress: sourceProgress, followDownloads: true }), req.signal, (late) => void late.dispose());
       req.signal?.throwIfAborted();
 
       const out = path.join(staging, "rootfs.ext4");
