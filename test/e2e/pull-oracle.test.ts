@@ -3,7 +3,8 @@
 // test/helpers/pull-fixtures.ts; umoci's unpack of the base layer alone equals what GNU tar
 // extracts onto a kernel-made ext4 (so umoci keeps every piece of metadata the comparison
 // looks at); the comparison reports each kind of difference; the skopeo-made docker-archive and
-// the registry push carry the same image. Starts: umoci, skopeo, GNU tar + loop mount (root),
+// the registry push carry the same image; the mount-and-compare path gives no difference for an
+// ext4 holding umoci's own tree. Starts: umoci, skopeo, GNU tar + loop mount (root),
 // Debian's docker-registry on 127.0.0.1.
 import { afterAll, expect } from "bun:test";
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -12,9 +13,10 @@ import { testWith } from "../helpers/env.ts";
 import { kernelReference, type Snapshot } from "../helpers/kernel-compare.ts";
 import { makeLayer, sha256 } from "../helpers/oci-images.ts";
 import { runOk, scratchDir } from "../helpers/oracles.ts";
-import { AMD64_CONFIG, BINARY_XATTR, CAP_NET_RAW, imageWithConfig, LONG_GNU_NAME, LONG_LINK_TARGET, LONG_PAX_NAME, pullFixture, pushPullFixture, skopeoDockerArchive, sparseish, writePullFixtureLayout } from "../helpers/pull-fixtures.ts";
+import { AMD64_CONFIG, BINARY_XATTR, CAP_NET_RAW, imageWithConfig, LONG_GNU_NAME, LONG_LINK_TARGET, LONG_PAX_NAME, pullFixture, pushPullFixture, skopeoDockerArchive, sparseish, writePullFixtureLayout, writeUmociLayout } from "../helpers/pull-fixtures.ts";
 import { startRegistry } from "../helpers/registry.ts";
-import { diffAgainstUmoci, FIXTURE_IMPLIED_DIRS, umociFixtureSnapshot, umociSnapshotOf } from "../helpers/umoci-oracle.ts";
+import { compareImageWithUmoci, diffAgainstUmoci, FIXTURE_IMPLIED_DIRS, umociFixtureSnapshot, umociSnapshotOf, umociUnpack } from "../helpers/umoci-oracle.ts";
+import { makeExt4Ok } from "./lib.ts";
 
 const work = scratchDir("pull-oracle");
 afterAll(() => rmSync(work, { recursive: true, force: true }));
@@ -197,3 +199,17 @@ testWith({ tools: ["skopeo", "docker-registry"] }, "the registry push: a real cl
     await reg.stop();
   }
 }, 30_000);
+
+testWith({ tools: ["umoci", "getfattr", "tar", "mount", "umount", "losetup"], root: true }, "the mount-and-compare path: umoci's tree, tarred by GNU tar and written by make-ext4, compares clean", async () => {
+  // Exercises compareImageWithUmoci as the pull tests use it (loop mount of an ext4 file,
+  // lost+found, directory link counts) on an image whose tree is umoci's by construction.
+  const dir = join(work, "roundtrip");
+  mkdirSync(dir);
+  const layout = writeUmociLayout(join(dir, "layout"));
+  const rootfs = umociUnpack(layout, "amd64", join(dir, "bundle"));
+  const tarPath = join(dir, "rootfs.tar");
+  runOk(["tar", "--xattrs", "--xattrs-include=*", "--acls", "--numeric-owner", "-cpf", tarPath, "-C", rootfs, "."]);
+  const image = join(dir, "rootfs.ext4");
+  await makeExt4Ok(["--rootfs-tar", tarPath, "--out", image]);
+  expect(await compareImageWithUmoci(image, umociFixtureSnapshot())).toEqual([]);
+}, 60_000);
