@@ -173,7 +173,11 @@ export class ImageService {
     const fail = (err: unknown): ImageError => {
       if (req.signal?.aborted) return new ImagePullAbortedError(`image "${name}": pull of ${normalized} interrupted; nothing was kept`, { cause: err });
       if (err instanceof ImageError) return err;
-      return new ImageError(`image "${name}": ${errorText(err)}`, { cause: err });
+      // Every pull failure names what was being pulled, even when the cause (a full disk, a
+      // refused login) knows nothing of the source.
+      const text = errorText(err);
+      const from = text.includes(normalized) ? "" : `pulling ${normalized}: `;
+      return new ImageError(`image "${name}": ${from}${text}`, { cause: err });
     };
 
     this.inProgress.add(id);

@@ -114,7 +114,7 @@ test("a failing build leaves no staging dir and no row, and its error names the 
     err = e;
   }
   expect(err).toBeInstanceOf(ImageError);
-  expect((err as Error).message).toMatch(/^image "broken": layer 0 \(sha256:[0-9a-f]{64}\): entry "etc\/hostname": invented failure$/);
+  expect((err as Error).message).toMatch(/^image "broken": pulling rootfs:\S+: layer 0 \(sha256:[0-9a-f]{64}\): entry "etc\/hostname": invented failure$/);
   expect(imagesDirListing()).toEqual([]);
   expect(store.list()).toEqual([]);
 });
