@@ -13,6 +13,10 @@ export interface Tool {
   needsTree?: boolean;
   /** Reads the input from stdin (streamed cases). */
   stdin?: boolean;
+  /** Bash run before each measurement, not timed (same environment). */
+  setup?: string;
+  /** Bash run after each successful measurement, not timed (e.g. to link the image to OUT). */
+  after?: string;
 }
 
 function sbin(name: string): string {
