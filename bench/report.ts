@@ -198,7 +198,7 @@ function pullTargets(byName: Map<string, CaseResult>): Target[] {
   const out: Target[] = [];
   const s = (r: CaseResult | undefined, tool: string) => (r ? summarize(r.measurements[tool]) : null);
   const ok = (x: Summary | null): x is Summary => !!x && Number.isFinite(x.wall);
-  const missing = (r: CaseResult | undefined, b: Summary | null, tool: string) => (!r ? "case not run" : !ok(b) ? "banger did not complete" : `${tool} not measured`);
+  const missing = (r: CaseResult | undefined, b: Summary | null, tool: string) => (!r ? "case not run" : !r.measurements["banger"] ? "banger not measured" : !ok(b) ? "banger did not complete" : `${tool} not measured`);
   const warm: [string, string, string, string][] = [
     ["pull-gzip", "Pull, 1 gzip layer (warm)", "gzip -dc (floor)", "umoci-pipeline"],
     ["pull-zstd", "Pull, 1 zstd layer (warm)", "zstd -dc (floor)", "tar-zstd-pipeline"],
@@ -229,7 +229,7 @@ function pullTargets(byName: Map<string, CaseResult>): Target[] {
     const r = byName.get(name);
     const bb = s(r, "banger");
     const text = `${name}: banger peak RSS ≤ 300 MB`;
-    if (!bb || !Number.isFinite(bb.rssKiB)) out.push({ text, ok: null, detail: r ? "banger did not complete" : "case not run" });
+    if (!bb || !Number.isFinite(bb.rssKiB)) out.push({ text, ok: null, detail: !r ? "case not run" : !bb ? "banger not measured" : "banger did not complete" });
     else out.push({ text, ok: bb.rssKiB <= RSS_LIMIT_KIB, detail: `${((bb.rssKiB * 1024) / 1e6).toFixed(0)} MB (${mib(bb.rssKiB)} MiB)` });
   }
   return out;
@@ -293,8 +293,8 @@ export function renderResults(results: CaseResult[], machine: MachineInfo, ctx: 
     }
     for (const sk of r.skipped) L.push(`- ${sk.tool}: not run — ${sk.why}`);
     if (r.fsck) L.push(`- banger image \`e2fsck -fn\`: ${r.fsck.ok ? "✓ clean" : "✗ NOT clean"} (${r.fsck.detail.replace(/\s+/g, " ").slice(0, 400)})`);
-    if (r.expectCheck) L.push(`- banger image, merged tree (deleted, replaced, re-added paths via debugfs): ${r.expectCheck.ok ? "✓" : "✗"} ${r.expectCheck.detail}`);
     else if (r.measurements["banger"]) L.push("- banger image `e2fsck -fn`: not checked (banger did not complete)");
+    if (r.expectCheck) L.push(`- banger image, merged tree (deleted, replaced, re-added paths via debugfs): ${r.expectCheck.ok ? "✓" : "✗"} ${r.expectCheck.detail}`);
     const b = summarize(r.measurements["banger"]);
     if (b && Number.isFinite(b.rssKiB) && r.input.entries && r.input.entries > 1000) L.push(`- ${perEntry(r, b.rssKiB)}`);
     if (r.zero) {

@@ -34,7 +34,8 @@ cases: ${CASES.map((c) => c.name).join(", ")} (default: all)
   --tool NAME     measure only this tool (repeatable); the others' previous results on the same input are carried over
   --no-sync       do not fsync outputs at the end of each timed command
   --timeout S     per-measurement time limit in seconds (default: per case, 300 to 2400)
-env: BANGER_FIXTURE_CACHE (inputs, default /var/tmp/banger-fixtures), BANGER_BENCH_WORK (scratch, default /var/tmp/banger-bench)`;
+env: BANGER_FIXTURE_CACHE (inputs, default /var/tmp/banger-fixtures), BANGER_BENCH_WORK (scratch, default /var/tmp/banger-bench),
+     BANGER_BENCH_REPO (the checkout whose \`bun run banger\` is measured, default this one)`;
 
 function parseOptions(argv: string[]): Options {
   const o: Options = { cases: [], runs: NaN, quick: false, out: "", tools: null, sync: true, timeoutS: null };
@@ -70,6 +71,8 @@ function log(msg: string): void {
 }
 
 const WORK_ROOT = process.env.BANGER_BENCH_WORK || "/var/tmp/banger-bench";
+/** The checkout whose `bun run banger` is measured (default: this one). */
+const BANGER_REPO = resolve(process.env.BANGER_BENCH_REPO || REPO_ROOT);
 
 function statsFor(tar: string): TarStats {
   const side = `${tar}.stats.json`;
@@ -85,9 +88,10 @@ function statsFor(tar: string): TarStats {
 
 /** The commit banger was measured at (and whether src/ had uncommitted changes). */
 function bangerCommit(): string {
-  const head = Bun.spawnSync(["git", "rev-parse", "--short", "HEAD"], { cwd: REPO_ROOT }).stdout.toString().trim();
-  const dirty = Bun.spawnSync(["git", "status", "--porcelain", "--", "src"], { cwd: REPO_ROOT }).stdout.toString().trim();
-  return head ? `${head}${dirty ? " + uncommitted changes in src/" : ""}` : "unknown";
+  const head = Bun.spawnSync(["git", "rev-parse", "--short", "HEAD"], { cwd: BANGER_REPO }).stdout.toString().trim();
+  const dirty = Bun.spawnSync(["git", "status", "--porcelain", "--", "src"], { cwd: BANGER_REPO }).stdout.toString().trim();
+  const where = BANGER_REPO === REPO_ROOT ? "" : ` (${BANGER_REPO})`;
+  return head ? `${head}${dirty ? " + uncommitted changes in src/" : ""}${where}` : `unknown${where}`;
 }
 
 async function warmCache(...files: string[]): Promise<void> {
@@ -111,7 +115,7 @@ async function untimed(script: string, env: Record<string, string>): Promise<str
 async function bangerIdleRss(work: string): Promise<number> {
   const m = await measure("banger --help", {
     script: `cd "$REPO"; "$BUN" run --silent banger internal make-ext4 --help > /dev/null`,
-    env: { REPO: REPO_ROOT, BUN: process.execPath },
+    env: { REPO: BANGER_REPO, BUN: process.execPath },
     cwd: REPO_ROOT,
     timeoutS: 60,
     workDir: work,
@@ -146,7 +150,7 @@ async function runCase(def: CaseDef, opt: Options): Promise<CaseResult> {
   let input: Input | null = null;
   try {
     log(`${def.name}: preparing input (${v.describe})`);
-    const env: Record<string, string> = { REPO: REPO_ROOT, BUN: process.execPath, WORK: work, SYNC: opt.sync ? "1" : "0" };
+    const env: Record<string, string> = { REPO: BANGER_REPO, BENCH: join(REPO_ROOT, "bench"), BUN: process.execPath, WORK: work, SYNC: opt.sync ? "1" : "0" };
     const selected = (opt.tools ? v.tools.filter((t) => opt.tools!.includes(t.name)) : v.tools).map((t) => t.name);
     input = await v.prepare({ work, env: { ...env }, tools: selected });
     if (input.kind === "tar") {
