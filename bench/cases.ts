@@ -114,8 +114,9 @@ function warmPull(kind: Compression | "5-layers", quick: boolean): Variant {
       if (ctx.tools.includes(bangerPull.name)) {
         try {
           const t = await templatePull({ ...ctx.env, ...env }, join(ctx.work, "template"), ctx.env.REPO!);
-          env.TEMPLATE_CACHE = t.cache;
+          env.TEMPLATE_CACHE = t.cache ?? "";
           imageSize = t.imageBytes;
+          if (!t.cache) notes.push("banger's untimed first pull left no $XDG_CACHE_HOME/banger/oci: its runs started with an empty cache");
           notes.push(`the blob cache of every banger run was filled beforehand (untimed) from one banger pull; the pipeline's mkfs.ext4 gets that pull's image size, ${(t.imageBytes / 2 ** 20).toFixed(0)} MiB (the size rule on the merged tree gives ${(fx.imageSize / 2 ** 20).toFixed(0)} MiB)`);
         } catch (err) {
           skip.push({ tool: bangerPull.name, why: `the untimed pull that fills the blob cache failed: ${err instanceof Error ? err.message : String(err)}` });

@@ -226,17 +226,17 @@ export async function runScript(script: string, env: Record<string, string>, cwd
 
 /**
  * Pulls once with banger into `dir` (untimed): its blob cache becomes the warm runs' template,
- * its image's size the size the pipeline gets. Returns the cache dir and the image's bytes.
+ * its image's size the size the pipeline gets. Returns the cache dir (null when the pull left no
+ * $XDG_CACHE_HOME/banger/oci) and the image's bytes.
  */
-export async function templatePull(env: Record<string, string>, dir: string, cwd: string): Promise<{ cache: string; imageBytes: number }> {
+export async function templatePull(env: Record<string, string>, dir: string, cwd: string): Promise<{ cache: string | null; imageBytes: number }> {
   const e = { ...env, RUN: dir, TEMPLATE_CACHE: "", OUT: `${dir}.img` };
   await runScript(bangerPull.setup!, e, cwd);
   await runScript(bangerPull.script, e, cwd);
   await runScript(bangerPull.after!, e, cwd);
   const cache = join(dir, "cache");
-  if (!existsSync(cache)) throw new Error(`banger's template pull left no blob cache at ${cache}`);
   const imageBytes = statSync(`${dir}.img`).size;
   rmSync(`${dir}.img`, { force: true });
   rmSync(join(dir, "state"), { recursive: true, force: true });
-  return { cache, imageBytes };
+  return { cache: existsSync(join(cache, "banger/oci")) ? cache : null, imageBytes };
 }
