@@ -1,6 +1,6 @@
 // The tools compared, each a bash script reading its parameters from the environment:
 //   TAR (input tar), OUT (image or copy to write), SIZE (bytes), TREE (already-extracted tree),
-//   WORK (scratch dir), BUN, REPO, MKFS_N (mkfs -N value or empty), SYNC (1: fsync OUT at the end).
+//   WORK (scratch dir), BUN, REPO (the banger checkout), BENCH (this bench/ dir), MKFS_N (mkfs -N value or empty), SYNC (1: fsync OUT at the end).
 // Every script that writes OUT ends with `sync OUT` (when SYNC=1) so all tools pay for durable
 // data the same way (mkfs.ext4 and debugfs fsync on close anyway).
 import { join } from "node:path";
@@ -13,6 +13,10 @@ export interface Tool {
   needsTree?: boolean;
   /** Reads the input from stdin (streamed cases). */
   stdin?: boolean;
+  /** Bash run before each measurement, not timed (same environment). */
+  setup?: string;
+  /** Bash run after each successful measurement, not timed (e.g. to link the image to OUT). */
+  after?: string;
 }
 
 function sbin(name: string): string {
@@ -48,7 +52,7 @@ export const goPipeline: Tool = {
     `d="$WORK/extract"; rm -rf "$d"; mkdir -p "$d"`,
     `${TAR_X} "$TAR" -C "$d"`,
     `${MKFS_D} "$d" "$OUT" "$((SIZE / 1024))k"`,
-    `"$BUN" "$REPO/bench/debugfs-script.ts" "$d" > "$WORK/debugfs.script"`,
+    `"$BUN" "$BENCH/debugfs-script.ts" "$d" > "$WORK/debugfs.script"`,
     `"${DEBUGFS}" -w -f "$WORK/debugfs.script" "$OUT" > /dev/null 2> "$WORK/debugfs.err"`,
     SYNC_OUT,
   ].join("\n"),
@@ -70,7 +74,7 @@ export const plainCopy: Tool = {
 export const pipeFloor: Tool = {
   name: "pipe read (floor)",
   description: "`GEN | bun bench/pipe-read.ts`: reading the generated stream through a 1 MiB pipe (as banger grows its stdin pipe), no writing",
-  script: `"$BUN" "$REPO/bench/pipe-read.ts"`,
+  script: `"$BUN" "$BENCH/pipe-read.ts"`,
   stdin: true,
 };
 

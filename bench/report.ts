@@ -11,7 +11,22 @@ export interface CaseResult {
   describe: string;
   runs: number;
   sync: boolean;
-  input: { tar?: string; tarBytes?: number; entries?: number; fileBytes?: number; files?: number; dirs?: number; symlinks?: number; hardlinks?: number; streamBytes?: number; nonZeroBlocks?: number };
+  input: {
+    tar?: string;
+    tarBytes?: number;
+    entries?: number;
+    fileBytes?: number;
+    files?: number;
+    dirs?: number;
+    symlinks?: number;
+    hardlinks?: number;
+    streamBytes?: number;
+    nonZeroBlocks?: number;
+    /** Pull cases: the image's layer blobs (entries of the merged tree above). */
+    layers?: { compression: string; bytes: number; uncompressedBytes: number; entries: number }[];
+    blobBytes?: number;
+    uncompressedBytes?: number;
+  };
   imageSize: number | null;
   mkfsInodes: number | null;
   tools: { name: string; description: string }[];
@@ -20,6 +35,12 @@ export interface CaseResult {
   fsck: FsckResult | null;
   zero: ZeroCheck | null;
   bangerIdleRssKiB?: number;
+  /** Pull cases: the size of the image banger published. */
+  bangerImageBytes?: number;
+  /** Pull cases: the fixture's expected paths and contents looked up in banger's image. */
+  expectCheck?: { ok: boolean; detail: string };
+  /** pull-cold: bytes per second the proxy gave one download before the runs. */
+  linkRate?: number;
   notes: string[];
   bangerCommit?: string;
   /** Date of the run the baselines come from, when carried over by --only-banger. */
@@ -81,6 +102,16 @@ function caseTable(r: CaseResult): string[] {
 
 function inputLine(r: CaseResult): string {
   const i = r.input;
+  if (i.layers) {
+    const mb = (b: number) => `${(b / 1e6).toFixed(1)} MB`;
+    const parts = [`Input: ${r.describe}`];
+    parts.push(`${i.layers.length} layer${i.layers.length > 1 ? "s" : ""}: ${i.layers.map((l) => `${l.compression} ${mb(l.bytes)} (tar ${mb(l.uncompressedBytes)}, ${l.entries.toLocaleString("en-US")} entries)`).join(", ")}`);
+    if (i.entries !== undefined) parts.push(`merged tree ${i.entries.toLocaleString("en-US")} entries (${i.files} files, ${i.dirs} dirs, ${i.symlinks} symlinks, ${i.hardlinks} hardlinks), ${mb(i.fileBytes ?? 0)} of file data`);
+    if (r.imageSize && r.tools.some((t) => t.name.endsWith("pipeline"))) parts.push(`image size given to the pipeline's mkfs.ext4 ${(r.imageSize / 2 ** 20).toFixed(0)} MiB`);
+    if (r.bangerImageBytes) parts.push(`banger's image ${(r.bangerImageBytes / 2 ** 20).toFixed(0)} MiB`);
+    if (r.mkfsInodes) parts.push(`mkfs.ext4 -N ${r.mkfsInodes}`);
+    return parts.join("; ") + ".";
+  }
   if (i.streamBytes !== undefined) return `Input: ${r.describe}; ${gib(i.streamBytes)} GiB streamed through a pipe.`;
   const parts = [`Input: ${r.describe}`];
   if (i.tarBytes !== undefined) parts.push(`tar ${(i.tarBytes / 2 ** 20).toFixed(1)} MiB`);
@@ -102,7 +133,7 @@ interface Target {
  * for a ratio of medians near a limit. Empty when fewer than 3 rounds have both, or when a tool
  * missed rounds (its measurements no longer line up by round).
  */
-export function pairedDetail(r: CaseResult | undefined, tool: string, base: string): string {
+export function pairedDetail(r: CaseResult | undefined, tool: string, base: string, limit = 1.5): string {
   const a = r?.measurements[tool];
   const b = r?.measurements[base];
   if (!a || !b || a.length !== b.length) return "";
@@ -113,7 +144,7 @@ export function pairedDetail(r: CaseResult | undefined, tool: string, base: stri
   if (ratios.length < 3) return "";
   ratios.sort((x, y) => x - y);
   const q = (f: number) => ratios[Math.min(ratios.length - 1, Math.floor(f * ratios.length))]!;
-  return `; per round: median ${median(ratios).toFixed(2)}×, middle half ${q(0.25).toFixed(2)}–${q(0.75).toFixed(2)}×, ${ratios.filter((x) => x <= 1.5).length}/${ratios.length} rounds ≤ 1.5×`;
+  return `; per round: median ${median(ratios).toFixed(2)}×, middle half ${q(0.25).toFixed(2)}–${q(0.75).toFixed(2)}×, ${ratios.filter((x) => x <= limit).length}/${ratios.length} rounds ≤ ${limit}×`;
 }
 
 function targets(byName: Map<string, CaseResult>): Target[] {
@@ -162,6 +193,48 @@ function targets(byName: Map<string, CaseResult>): Target[] {
   return out;
 }
 
+/** The pull cases' targets: within 1.5× of decompressing alone, ≥ 5× faster than the pipeline, ≤ 1.15× skopeo cold, RSS. */
+function pullTargets(byName: Map<string, CaseResult>): Target[] {
+  const out: Target[] = [];
+  const s = (r: CaseResult | undefined, tool: string) => (r ? summarize(r.measurements[tool]) : null);
+  const ok = (x: Summary | null): x is Summary => !!x && Number.isFinite(x.wall);
+  const missing = (r: CaseResult | undefined, b: Summary | null, tool: string) => (!r ? "case not run" : !r.measurements["banger"] ? "banger not measured" : !ok(b) ? "banger did not complete" : `${tool} not measured`);
+  const warm: [string, string, string, string][] = [
+    ["pull-gzip", "Pull, 1 gzip layer (warm)", "gzip -dc (floor)", "umoci-pipeline"],
+    ["pull-zstd", "Pull, 1 zstd layer (warm)", "zstd -dc (floor)", "tar-zstd-pipeline"],
+    ["pull-5-layers", "Pull, 5 layers (warm)", "gzip -dc ×5 (floor)", "umoci-pipeline"],
+  ];
+  for (const [name, label, floor, pipeline] of warm) {
+    const r = byName.get(name);
+    const b = s(r, "banger");
+    const f = s(r, floor);
+    const p = s(r, pipeline);
+    const t1 = `${label}: banger ≤ 1.5× \`${floor.replace(" (floor)", "")}\` of the blob${name === "pull-5-layers" ? "s" : ""}`;
+    if (!ok(b) || !ok(f)) out.push({ text: t1, ok: null, detail: missing(r, b, floor) });
+    else out.push({ text: t1, ok: b.wall / f.wall <= 1.5, detail: `banger takes ${(b.wall / f.wall).toFixed(2)}× its wall time (${f2(b.wall)} vs ${f2(f.wall)} s; CPU ${f2(b.cpu)} vs ${f2(f.cpu)} s)${pairedDetail(r, "banger", floor)}` });
+    const t2 = `${label}: ≥ 5× faster than ${pipeline === "umoci-pipeline" ? "umoci unpack" : "tar --zstd -x"} + mkfs.ext4 -d + debugfs`;
+    if (!ok(b) || !ok(p)) out.push({ text: t2, ok: null, detail: missing(r, b, pipeline) });
+    else out.push({ text: t2, ok: p.wall / b.wall >= 5, detail: `the pipeline takes ${(p.wall / b.wall).toFixed(2)}× banger's wall time (${f2(p.wall)} s; CPU time ${(p.cpu / b.cpu).toFixed(2)}×)` });
+  }
+  const cold = byName.get("pull-cold");
+  const b = s(cold, "banger");
+  const k = s(cold, "skopeo copy");
+  const c = s(cold, "curl layer (link floor)");
+  const t3 = "Pull, cold from a registry at 50 MB/s: banger (download + ext4) ≤ 1.15× `skopeo copy` (download only)";
+  const blob = cold?.input.layers?.[0]?.bytes;
+  const alone = blob ? ` The layer alone at 50 MB/s: ${f2(blob / 50e6)} s` : "";
+  if (!ok(b) || !ok(k)) out.push({ text: t3, ok: null, detail: missing(cold, b, "skopeo copy") });
+  else out.push({ text: t3, ok: b.wall / k.wall <= 1.15, detail: `banger takes ${(b.wall / k.wall).toFixed(2)}× skopeo's wall time (${f2(b.wall)} vs ${f2(k.wall)} s)${pairedDetail(cold, "banger", "skopeo copy", 1.15)}.${alone}${ok(c) ? `; curl measured ${f2(c.wall)} s` : ""}${cold?.linkRate ? `; proxy checked at ${(cold.linkRate / 1e6).toFixed(1)} MB/s` : ""}` });
+  for (const name of ["pull-gzip", "pull-zstd", "pull-5-layers", "pull-cold"]) {
+    const r = byName.get(name);
+    const bb = s(r, "banger");
+    const text = `${name}: banger peak RSS ≤ 300 MB`;
+    if (!bb || !Number.isFinite(bb.rssKiB)) out.push({ text, ok: null, detail: !r ? "case not run" : !bb ? "banger not measured" : "banger did not complete" });
+    else out.push({ text, ok: bb.rssKiB <= RSS_LIMIT_KIB, detail: `${((bb.rssKiB * 1024) / 1e6).toFixed(0)} MB (${mib(bb.rssKiB)} MiB)` });
+  }
+  return out;
+}
+
 function perEntry(r: CaseResult, rssKiB: number): string {
   const n = r.input.entries ?? 0;
   if (!n || !Number.isFinite(rssKiB)) return "memory per entry: —";
@@ -196,10 +269,11 @@ export function renderResults(results: CaseResult[], machine: MachineInfo, ctx: 
   L.push("- go-pipeline's extraction step is noisy: on this host GNU tar's sys time for the Debian tree varied 0.4–3 s between runs (the host fs after deleting the previous tree); medians absorb it. debugfs cannot take names with quotes, backslashes or newlines, so the script skips those (1 in the Debian rootfs).");
   L.push("- banger's image is checked with `e2fsck -fn` after timing (not timed).");
   L.push(`- Inputs are cached in ${ctx.fixtureCache} (never committed); the 100 GiB stream is generated on the fly (bench/zero-stream.ts, 64 KiB writes) and never stored.`);
+  L.push("- Pull cases (`pull-*`, bench/pull.ts): `bun run banger image pull SOURCE --name bench --quiet` with fresh XDG_STATE_HOME, XDG_CACHE_HOME, XDG_CONFIG_HOME, XDG_RUNTIME_DIR and HOME per run. Warm cases pull `oci:LAYOUT:TAG` with the blob cache filled beforehand (one untimed banger pull; its cache's blobs hardlinked into each run's cache, untimed) and an empty store; the floor decompresses every layer blob to /dev/null with the reference CLI; the pipeline is `umoci unpack` + `mkfs.ext4 -d` at the size of banger's image + the debugfs uid/gid/mode script (GNU `tar --zstd -x` instead of umoci for zstd, which Debian's umoci 0.4.7 cannot read). The cold case pulls from docker-registry on 127.0.0.1 through bench/throttle-proxy.ts (one 50 MB/s token bucket shared by all connections, 64 KiB pieces) with an empty cache, against `skopeo copy` to an OCI layout through the same proxy and `curl` of the layer blob. Layouts are built from the Debian rootfs tar by bench/oci-fixtures.ts and checked with umoci once.");
   L.push("");
   L.push("## Targets");
   L.push("");
-  for (const t of targets(byName)) L.push(`- ${mark(t.ok)} ${t.text} — ${t.detail}`);
+  for (const t of [...targets(byName), ...pullTargets(byName)]) L.push(`- ${mark(t.ok)} ${t.text} — ${t.detail}`);
   L.push("");
   for (const r of results) {
     L.push(`## ${r.title}${r.mode === "quick" ? " — quick variant" : ""}`);
@@ -220,6 +294,7 @@ export function renderResults(results: CaseResult[], machine: MachineInfo, ctx: 
     for (const sk of r.skipped) L.push(`- ${sk.tool}: not run — ${sk.why}`);
     if (r.fsck) L.push(`- banger image \`e2fsck -fn\`: ${r.fsck.ok ? "✓ clean" : "✗ NOT clean"} (${r.fsck.detail.replace(/\s+/g, " ").slice(0, 400)})`);
     else if (r.measurements["banger"]) L.push("- banger image `e2fsck -fn`: not checked (banger did not complete)");
+    if (r.expectCheck) L.push(`- banger image, merged tree (deleted, replaced, re-added paths via debugfs): ${r.expectCheck.ok ? "✓" : "✗"} ${r.expectCheck.detail}`);
     const b = summarize(r.measurements["banger"]);
     if (b && Number.isFinite(b.rssKiB) && r.input.entries && r.input.entries > 1000) L.push(`- ${perEntry(r, b.rssKiB)}`);
     if (r.zero) {
@@ -236,7 +311,7 @@ export function renderResults(results: CaseResult[], machine: MachineInfo, ctx: 
     L.push("</details>");
     L.push("");
   }
-  const missing = ["debian", "files-1m", "files-100k-one-dir", "file-8g", "zero-100g"].filter((n) => !byName.has(n));
+  const missing = ["debian", "files-1m", "files-100k-one-dir", "file-8g", "zero-100g", "pull-gzip", "pull-zstd", "pull-5-layers", "pull-cold"].filter((n) => !byName.has(n));
   if (missing.length) {
     L.push("## Not run yet");
     L.push("");

@@ -12,7 +12,7 @@ import { machineInfo } from "./machine.ts";
 import { measure, requireGnuTime } from "./measure.ts";
 import { renderResults, type CaseResult } from "./report.ts";
 import { imageSizeFor, mkfsInodeCount, scanTar, type TarStats } from "./tar-scan.ts";
-import { checkZeroImage, fsck } from "./verify.ts";
+import { checkExpectations, checkZeroImage, fsck } from "./verify.ts";
 
 interface Options {
   cases: string[];
@@ -34,7 +34,8 @@ cases: ${CASES.map((c) => c.name).join(", ")} (default: all)
   --tool NAME     measure only this tool (repeatable); the others' previous results on the same input are carried over
   --no-sync       do not fsync outputs at the end of each timed command
   --timeout S     per-measurement time limit in seconds (default: per case, 300 to 2400)
-env: BANGER_FIXTURE_CACHE (inputs, default /var/tmp/banger-fixtures), BANGER_BENCH_WORK (scratch, default /var/tmp/banger-bench)`;
+env: BANGER_FIXTURE_CACHE (inputs, default /var/tmp/banger-fixtures), BANGER_BENCH_WORK (scratch, default /var/tmp/banger-bench),
+     BANGER_BENCH_REPO (the checkout whose \`bun run banger\` is measured, default this one)`;
 
 function parseOptions(argv: string[]): Options {
   const o: Options = { cases: [], runs: NaN, quick: false, out: "", tools: null, sync: true, timeoutS: null };
@@ -70,6 +71,8 @@ function log(msg: string): void {
 }
 
 const WORK_ROOT = process.env.BANGER_BENCH_WORK || "/var/tmp/banger-bench";
+/** The checkout whose `bun run banger` is measured (default: this one). */
+const BANGER_REPO = resolve(process.env.BANGER_BENCH_REPO || REPO_ROOT);
 
 function statsFor(tar: string): TarStats {
   const side = `${tar}.stats.json`;
@@ -85,13 +88,23 @@ function statsFor(tar: string): TarStats {
 
 /** The commit banger was measured at (and whether src/ had uncommitted changes). */
 function bangerCommit(): string {
-  const head = Bun.spawnSync(["git", "rev-parse", "--short", "HEAD"], { cwd: REPO_ROOT }).stdout.toString().trim();
-  const dirty = Bun.spawnSync(["git", "status", "--porcelain", "--", "src"], { cwd: REPO_ROOT }).stdout.toString().trim();
-  return head ? `${head}${dirty ? " + uncommitted changes in src/" : ""}` : "unknown";
+  const head = Bun.spawnSync(["git", "rev-parse", "--short", "HEAD"], { cwd: BANGER_REPO }).stdout.toString().trim();
+  const dirty = Bun.spawnSync(["git", "status", "--porcelain", "--", "src"], { cwd: BANGER_REPO }).stdout.toString().trim();
+  const where = BANGER_REPO === REPO_ROOT ? "" : ` (${BANGER_REPO})`;
+  return head ? `${head}${dirty ? " + uncommitted changes in src/" : ""}${where}` : `unknown${where}`;
 }
 
-async function warmCache(tar: string): Promise<void> {
-  await Bun.spawn(["bash", "-c", 'cat "$1" > /dev/null', "w", tar]).exited;
+async function warmCache(...files: string[]): Promise<void> {
+  await Bun.spawn(["bash", "-c", 'cat "$@" > /dev/null', "w", ...files]).exited;
+}
+
+/** Runs a tool's untimed setup or after script; returns an error text or null. */
+async function untimed(script: string, env: Record<string, string>): Promise<string | null> {
+  const p = Bun.spawn(["bash", "-c", script], { cwd: REPO_ROOT, env: { ...process.env, ...env }, stdout: "pipe", stderr: "pipe" });
+  const code = await p.exited;
+  if (code === 0) return null;
+  const out = (await new Response(p.stdout).text()) + (await new Response(p.stderr).text());
+  return `exit ${code}: ${out.trim().split("\n").slice(-4).join(" / ").slice(0, 400)}`;
 }
 
 /**
@@ -102,7 +115,7 @@ async function warmCache(tar: string): Promise<void> {
 async function bangerIdleRss(work: string): Promise<number> {
   const m = await measure("banger --help", {
     script: `cd "$REPO"; "$BUN" run --silent banger internal make-ext4 --help > /dev/null`,
-    env: { REPO: REPO_ROOT, BUN: process.execPath },
+    env: { REPO: BANGER_REPO, BUN: process.execPath },
     cwd: REPO_ROOT,
     timeoutS: 60,
     workDir: work,
@@ -134,10 +147,12 @@ async function runCase(def: CaseDef, opt: Options): Promise<CaseResult> {
     notes: [],
     bangerCommit: bangerCommit(),
   };
+  let input: Input | null = null;
   try {
     log(`${def.name}: preparing input (${v.describe})`);
-    const input: Input = await v.prepare();
-    const env: Record<string, string> = { REPO: REPO_ROOT, BUN: process.execPath, WORK: work, SYNC: opt.sync ? "1" : "0" };
+    const env: Record<string, string> = { REPO: BANGER_REPO, BENCH: join(REPO_ROOT, "bench"), BUN: process.execPath, WORK: work, SYNC: opt.sync ? "1" : "0" };
+    const selected = (opt.tools ? v.tools.filter((t) => opt.tools!.includes(t.name)) : v.tools).map((t) => t.name);
+    input = await v.prepare({ work, env: { ...env }, tools: selected });
     if (input.kind === "tar") {
       const stats = statsFor(input.tar);
       result.input = { tar: input.tar, tarBytes: stats.tarBytes, entries: stats.entries, fileBytes: stats.fileBytes, files: stats.files, dirs: stats.dirs, symlinks: stats.symlinks, hardlinks: stats.hardlinks };
@@ -146,11 +161,34 @@ async function runCase(def: CaseDef, opt: Options): Promise<CaseResult> {
       env.TAR = input.tar;
       env.SIZE = String(result.imageSize);
       if (result.mkfsInodes) env.MKFS_N = String(result.mkfsInodes);
+    } else if (input.kind === "oci") {
+      const fx = input.fixture;
+      const st = fx.stats;
+      result.input = {
+        layers: fx.layers.map((l) => ({ compression: l.compression, bytes: l.bytes, uncompressedBytes: l.uncompressedBytes, entries: l.entries })),
+        blobBytes: fx.blobBytes,
+        uncompressedBytes: fx.uncompressedBytes,
+        entries: st.entries,
+        fileBytes: st.fileBytes,
+        files: st.files,
+        dirs: st.dirs,
+        symlinks: st.symlinks,
+        hardlinks: st.hardlinks,
+      };
+      result.imageSize = input.imageSize;
+      result.mkfsInodes = input.mkfsInodes;
+      Object.assign(env, input.env);
+      env.SIZE = String(input.imageSize);
+      if (input.mkfsInodes) env.MKFS_N = String(input.mkfsInodes);
+      result.notes.push(...input.notes);
+      result.skipped.push(...input.skip);
+      if (input.linkRate) result.linkRate = input.linkRate;
     } else {
       result.input = { streamBytes: input.size, nonZeroBlocks: input.nonZeroBlocks, entries: 1 };
     }
     if (!v.passSize) delete env.SIZE;
-    const tools: Tool[] = opt.tools ? v.tools.filter((t) => opt.tools!.includes(t.name)) : v.tools;
+    const skip = new Set(input.kind === "oci" ? input.skip.map((s) => s.tool) : []);
+    const tools: Tool[] = (opt.tools ? v.tools.filter((t) => opt.tools!.includes(t.name)) : v.tools).filter((t) => !skip.has(t.name));
     result.tools = tools.map((t) => ({ name: t.name, description: t.description }));
     const tree = join(work, "tree");
     if (tools.some((t) => t.needsTree) && input.kind === "tar") {
@@ -159,6 +197,7 @@ async function runCase(def: CaseDef, opt: Options): Promise<CaseResult> {
       env.TREE = tree;
     }
     if (input.kind === "tar") await warmCache(input.tar);
+    if (input.kind === "oci") await warmCache(...input.fixture.layers.map((l) => l.path));
     result.notes.push(`load average at start: ${loadavg().map((x) => x.toFixed(1)).join(" ")} (${cpus().length} CPUs; other work on the machine adds noise)`);
     log(`${def.name}: ${tools.length} tools x ${opt.runs} runs; image size ${result.imageSize ?? "banger default"}; ${(freeBytes(work) / 2 ** 30).toFixed(1)} GiB free`);
     const gaveUp = new Set<string>();
@@ -168,6 +207,8 @@ async function runCase(def: CaseDef, opt: Options): Promise<CaseResult> {
         if (gaveUp.has(tool.name)) continue;
         const out = join(work, "out.img");
         rmSync(out, { force: true });
+        const setupError = tool.setup ? await untimed(tool.setup, { ...env, OUT: out }) : null;
+        if (setupError) throw new Error(`${tool.name}: untimed setup failed: ${setupError}`);
         const m = await measure(tool.name, {
           script: tool.script,
           env: { ...env, OUT: out },
@@ -179,13 +220,21 @@ async function runCase(def: CaseDef, opt: Options): Promise<CaseResult> {
         (result.measurements[tool.name] ??= []).push(m);
         log(`${def.name} run ${run + 1}/${opt.runs} ${tool.name}: ${m.ok ? `${m.wallS.toFixed(3)}s wall, ${m.cpuS.toFixed(2)}s CPU, ${(m.rssKiB / 1024).toFixed(0)} MiB RSS` : `FAILED ${m.error}`}`);
         if (m.timedOut) gaveUp.add(tool.name);
-        if (tool.name === "banger" && m.ok && result.fsck === null) {
+        const afterError = tool.after && m.ok ? await untimed(tool.after, { ...env, OUT: out }) : null;
+        if (afterError) result.notes.push(`${tool.name} run ${run + 1}: untimed after-script failed: ${afterError}`);
+        if (tool.name === "banger" && m.ok && !afterError && result.fsck === null) {
           log(`${def.name}: e2fsck -fn on banger's image (not timed)`);
           result.fsck = fsck(out);
           if (input.kind === "stream") result.zero = checkZeroImage(out, input.size, input.nonZeroBlocks);
+          if (input.kind === "oci") {
+            result.bangerImageBytes = statSync(out).size;
+            const x = input.fixture.expect;
+            if (x.absent.length + x.content.length + x.symlinks.length > 0) result.expectCheck = checkExpectations(out, x);
+          }
         }
         rmSync(out, { force: true });
         removeTree(join(work, "extract"));
+        removeTree(join(work, "run"));
         // Every measurement starts with nothing of the previous one still being written back
         // (the pipeline's extracted tree and its removal otherwise land on whoever runs next).
         Bun.spawnSync(["sync"]);
@@ -199,6 +248,7 @@ async function runCase(def: CaseDef, opt: Options): Promise<CaseResult> {
     result.error = err instanceof Error ? err.message : String(err);
     log(`${def.name}: case failed: ${result.error}`);
   } finally {
+    if (input?.kind === "oci" && input.close) await input.close();
     removeTree(work);
   }
   return result;

@@ -18,7 +18,7 @@ export interface TarStats {
   tarBytes: number;
 }
 
-function octalOrBase256(h: Uint8Array, off: number, len: number): number {
+export function octalOrBase256(h: Uint8Array, off: number, len: number): number {
   if (h[off]! & 0x80) {
     let v = 0;
     for (let i = 1; i < len; i++) v = v * 256 + h[off + i]!;
@@ -36,13 +36,13 @@ function octalOrBase256(h: Uint8Array, off: number, len: number): number {
   return s.length ? parseInt(s, 8) : 0;
 }
 
-function cString(h: Uint8Array, off: number, len: number): string {
+export function cString(h: Uint8Array, off: number, len: number): string {
   let end = off;
   while (end < off + len && h[end] !== 0) end++;
   return Buffer.from(h.subarray(off, end)).toString("utf8");
 }
 
-function parsePax(text: string): Map<string, string> {
+export function parsePax(text: string): Map<string, string> {
   const out = new Map<string, string>();
   let i = 0;
   while (i < text.length) {

@@ -3,6 +3,7 @@
 import { statSync } from "node:fs";
 import { DEBUGFS, E2FSCK } from "./baselines.ts";
 import { nonZeroOffsets, ZERO_FILE_NAME } from "./zero-stream.ts";
+import type { Expectations } from "./oci-fixtures.ts";
 
 export interface FsckResult {
   ok: boolean;
@@ -70,4 +71,33 @@ export function checkZeroImage(image: string, size: number, nonZeroBlocks: numbe
     imageHostAllocatedBytes: st.blocks * 512,
     detail: problems.length ? problems.join("; ") : `file owns ${fileAllocatedBytes} bytes of blocks for ${nonZeroBytes} bytes of non-zero data; zero ranges are holes`,
   };
+}
+
+/**
+ * The pull cases' merged-tree expectations (bench/oci-fixtures.ts) checked in banger's image
+ * through debugfs: a sample of the deleted paths is absent, a sample of the replaced and
+ * re-added files has the expected content, the replacing symlinks point where they should.
+ */
+export function checkExpectations(image: string, x: Expectations, sample = 25): { ok: boolean; detail: string } {
+  const pick = <T>(xs: T[]) => (xs.length <= sample ? xs : xs.filter((_, i) => i % Math.ceil(xs.length / sample) === 0));
+  const bad: string[] = [];
+  const stat = (p: string) => Bun.spawnSync([DEBUGFS, "-R", `stat "/${p}"`, image], { stdout: "pipe", stderr: "pipe" });
+  const absent = pick(x.absent);
+  for (const p of absent) {
+    const r = stat(p);
+    if (/Inode:\s*\d+/.test(r.stdout.toString())) bad.push(`/${p} exists (should be deleted)`);
+  }
+  const content = pick(x.content);
+  for (const c of content) {
+    const r = Bun.spawnSync([DEBUGFS, "-R", `cat "/${c.path}"`, image], { stdout: "pipe", stderr: "pipe" });
+    const got = new Bun.CryptoHasher("sha256").update(r.stdout).digest("hex");
+    if (got !== c.sha256) bad.push(`/${c.path}: wrong content`);
+  }
+  for (const l of x.symlinks) {
+    const out = stat(l.path).stdout.toString();
+    const target = /Fast link dest: "(.*)"/.exec(out)?.[1];
+    if (target !== l.target) bad.push(`/${l.path}: not a symlink to ${l.target}`);
+  }
+  const what = `${absent.length} of ${x.absent.length} deleted paths, ${content.length} of ${x.content.length} replaced/re-added files, ${x.symlinks.length} replacing symlinks`;
+  return { ok: bad.length === 0, detail: bad.length ? `${bad.length} problems in ${what}: ${bad.slice(0, 6).join("; ")}` : `checked ${what}` };
 }
