@@ -17,6 +17,7 @@ import { listExt4Dir, type ImageDirEntry } from "./image-ls.ts";
 import { defaultImageName, nameProblem, openSource } from "./image-names.ts";
 import type { BangerPaths } from "./paths.ts";
 import { NameTakenError, type ImageRecord, type ImageStore } from "./store.ts";
+import { pidAlive } from "../io/process.ts";
 
 export class ImageError extends Error {
   override name = "ImageError";
@@ -87,16 +88,6 @@ function processStartTime(pid: number): string | null {
     return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19] ?? null;
   } catch {
     return null;
-  }
-}
-
-function pidAlive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
   }
 }
 

@@ -17,22 +17,13 @@ import { DigestWriter, checkDigest, digestHex, sha256Digest } from "./digest.ts"
 import { OciDigestMismatchError, OciError, errorText } from "./errors.ts";
 import { parseManifest, type Descriptor } from "./manifest.ts";
 import { MT } from "./media-types.ts";
+import { pidAlive } from "../io/process.ts";
 
 export const REF_NAME = "org.opencontainers.image.ref.name";
 
 export function defaultCacheDir(env: Record<string, string | undefined> = process.env): string {
   const base = env.XDG_CACHE_HOME || path.join(env.HOME || os.homedir(), ".cache");
   return path.join(base, "banger", "oci");
-}
-
-function isAlive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -97,7 +88,7 @@ async function acquireFileLock(lockPath: string, onWait?: () => Promise<boolean>
         continue;
       }
     }
-    if (!isAlive(holder) || holder === process.pid) {
+    if (!pidAlive(holder) || holder === process.pid) {
       // The holder died (or is a previous incarnation of this pid): take the lock over. A
       // rename of our own fresh lock over the stale one keeps this atomic between racers.
       const mine = `${lockPath}.${process.pid}.${Math.random().toString(36).slice(2)}`;
@@ -430,7 +421,7 @@ export class BlobCache {
       if (m) {
         const lock = path.join(this.ingestDir, `${m[1]}.lock`);
         const holder = Number((await fs.readFile(lock, "utf8").catch(() => "")).trim());
-        if (isAlive(holder) && holder !== process.pid) continue;
+        if (pidAlive(holder) && holder !== process.pid) continue;
         if (inflight.has(`${this.root}\0sha256:${m[1]}`)) continue;
       }
       const st = await fs.stat(file).catch(() => undefined);

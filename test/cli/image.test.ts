@@ -249,9 +249,7 @@ test("image rm: removes the row and the directory; an unknown name among several
   expect(imagesDir()).toEqual([alpine.id]);
 });
 
-// Needs the real buildRootfs (src/daemon/build-image.ts, being written on another branch): turn
-// into `test` when it lands. `bun test --todo` runs it.
-test.todo("image pull rootfs:FILE --json: publishes the image, and image ls reads the files back", async () => {
+test("image pull rootfs:FILE --json: publishes the image, and image ls reads the files back", async () => {
   const r = await banger(["image", "pull", `rootfs:${tarFile}`, "--name", "pulled", "--json"]);
   expect(r.code).toBe(0);
   const rec = JSON.parse(r.stdout) as ImageRecord;
