@@ -177,6 +177,10 @@ async function unpackLayer(req: BuildRequest, i: number, signal: AbortSignal, wr
       throw withPrefix(err, label);
     }
     await spool.close();
+    // A spool's writer holds 34 MiB of shared slots that only a collection frees; left to the
+    // GC's own pace, a 5-layer Debian pull peaked at 305-340 MB RSS, with this at 236-243 MB,
+    // no slower (1.03-1.24 s either way).
+    Bun.gc(true);
     return { entries, source, spooledBytes: spool.bytesWritten };
   } catch (err) {
     await spool.stop();
