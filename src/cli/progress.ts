@@ -66,6 +66,7 @@ class PullState {
   layers: LayerState[] = [];
   layerCount: number | undefined;
   phases: PhaseState[] = [];
+  warnings: string[] = [];
 
   constructor(private readonly now: () => number) {}
 
@@ -118,6 +119,9 @@ class PullState {
         l.unpackDone = e.done;
         return changed ? "state" : "bytes";
       }
+      case "warning":
+        this.warnings.push(e.message);
+        return "state";
     }
   }
 
@@ -127,8 +131,11 @@ class PullState {
   }
 }
 
+/** Nothing but warnings (on stderr: they matter even with --quiet). */
 export class QuietRenderer implements PullRenderer {
-  event(): void {}
+  event(e: PullEvent): void {
+    if (e.type === "warning") process.stderr.write(`warning: ${e.message}\n`);
+  }
   done(): void {}
 }
 
@@ -175,6 +182,9 @@ export class PlainRenderer implements PullRenderer {
         return;
       case "unpack":
         if (e.done) this.line(`${this.state.label(e.index)} unpacked (${formatBytes(e.bytes)})`);
+        return;
+      case "warning":
+        this.line(`warning: ${e.message}`);
         return;
     }
   }
@@ -261,6 +271,7 @@ export class TtyRenderer implements PullRenderer {
       const secs = (((p.endedAt ?? t) - p.startedAt) / 1000).toFixed(1);
       out.push(`${current ? "->" : "  "} ${p.phase}${p.detail ? `: ${p.detail}` : ""} (${secs} s)`);
     }
+    for (const w of this.state.warnings) out.push(`warning: ${w}`);
     return out;
   }
 

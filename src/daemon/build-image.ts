@@ -5,8 +5,11 @@
 //      layers at once; a one-layer image instead streams its file data straight into the image
 //      while it is parsed, as `make-ext4 -` does (nothing spooled);
 //   3. merge the layers' entries bottom-up (src/merge) into one tree;
-//   4. plan and write the tree, copying each surviving file's bytes once from its layer's spool;
-//   5. publish the image under its name, and close the spools.
+//   4. decide how the image boots (its systemd, or banger-init) and merge banger's guest files
+//      on top as one more layer (src/inject), from memory;
+//   5. plan and write the tree, copying each surviving file's bytes once from its layer's spool;
+//   6. publish the image under its name, and close the spools;
+//   7. write the work seed (the image's /root) beside it, read back from the finished rootfs.
 // Every layer is read exactly once; shadowed and deleted files are never copied.
 import { closeSync, openSync, unlinkSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
@@ -17,8 +20,19 @@ import { FdByteSource, TarParser, type TarEntry } from "../tar/index.ts";
 import type { TarFileDataSink } from "../tar/reader.ts";
 import { spoolAndParse } from "../tar/input.ts";
 import { Spool } from "../tar/spool.ts";
-import type { ByteSource, FsNode } from "../tree/index.ts";
+import { detectInit, guestLayer, kernelCommandLine, type GuestAssets, type InitChoice, type InitKind } from "../inject/index.ts";
+import type { ByteSource, Timestamp } from "../tree/index.ts";
 import type { PullListener } from "./events.ts";
+import { writeWorkSeed } from "./work-seed.ts";
+
+/** What makes a pulled image a banger guest (src/inject). */
+export interface GuestSetup {
+  assets: GuestAssets;
+  /** The authorized_keys content for root (banger's public key). */
+  authorizedKeys: string;
+  /** Where to write the work seed (beside the rootfs); none when absent. */
+  workSeedOut?: string;
+}
 
 export interface BuildRequest {
   image: ResolvedImage;
@@ -32,6 +46,20 @@ export interface BuildRequest {
   progress?: PullListener;
   /** Layers unpacked at once (default 2: one per core of the machines we measured on). */
   unpackConcurrency?: number;
+  /** Guest files and work seed; without it the image is the layers' merge alone. */
+  guest?: GuestSetup;
+}
+
+export interface GuestResult {
+  init: InitKind;
+  /** What the image's /sbin/init resolved to, if anything. */
+  imageInit: string | null;
+  kernelCmdline: string;
+  /** Guest paths banger wrote. */
+  injected: string[];
+  /** Written work seed, or null with the reason in `warnings`. */
+  workSeedPath: string | null;
+  warnings: string[];
 }
 
 export interface BuildResult {
@@ -41,6 +69,7 @@ export interface BuildResult {
   uuid: string;
   /** Uncompressed layer bytes written to spools (0 when the one layer streamed into the image). */
   spooledBytes?: number;
+  guest?: GuestResult;
 }
 
 export type RootfsBuilderFn = (req: BuildRequest) => Promise<BuildResult>;
@@ -61,11 +90,15 @@ export async function buildRootfs(req: BuildRequest): Promise<BuildResult> {
     req.progress?.({ type: "phase", phase: "unpack", detail: `${image.layers.length} layer${image.layers.length === 1 ? "" : "s"}` });
     layers.push(...(await unpackLayers(req, writer)));
     req.progress?.({ type: "phase", phase: "merge" });
-    const root = mergeLayers(image, layers);
+    const merger = mergeLayers(image, layers);
+    const sources = layers.map((l) => l.source);
+    const guest = req.guest ? addGuestLayer(merger, req.guest, image, sources) : null;
     checkAborted(req.signal, image.source);
     req.progress?.({ type: "phase", phase: "write" });
-    const stats = await writer.finish(root, layers.map((l) => l.source), imageIdentity(image));
-    return result(stats, layers);
+    const stats = await writer.finish(merger.root, sources, imageIdentity(image));
+    const built = result(stats, layers);
+    if (guest && req.guest) built.guest = await finishGuest(req, guest);
+    return built;
   } catch (err) {
     await writer.discard();
     throw err;
@@ -223,7 +256,7 @@ function counted(stream: ReadableStream<Uint8Array>, signal: AbortSignal, report
   );
 }
 
-function mergeLayers(image: ResolvedImage, layers: UnpackedLayer[]): FsNode {
+function mergeLayers(image: ResolvedImage, layers: UnpackedLayer[]): LayerMerger {
   const merger = new LayerMerger();
   layers.forEach((layer, i) => {
     merger.beginLayer(i, layerLabel(image, i));
@@ -231,7 +264,40 @@ function mergeLayers(image: ResolvedImage, layers: UnpackedLayer[]): FsNode {
     merger.endLayer();
     layer.entries = []; // merged: the entries can go
   });
-  return merger.root;
+  return merger;
+}
+
+/**
+ * The image's own time for the files banger adds (its config's `created`), so the same image
+ * pulled twice, from any source, gives the same bytes; the epoch when it has none.
+ */
+function imageTime(image: ResolvedImage): Timestamp {
+  const created = image.config.raw.created;
+  const ms = typeof created === "string" ? Date.parse(created) : NaN;
+  return { sec: Number.isFinite(ms) && ms > 0 ? Math.floor(ms / 1000) : 0, nsec: 0 };
+}
+
+/** Decides the boot path from the merged tree, then merges the guest files as the top layer. */
+function addGuestLayer(merger: LayerMerger, setup: GuestSetup, image: ResolvedImage, sources: ByteSource[]): { choice: InitChoice; injected: string[] } {
+  const choice = detectInit(merger.root);
+  const layer = guestLayer(merger.root, setup.assets, { init: choice.kind, authorizedKeys: setup.authorizedKeys, time: imageTime(image) });
+  merger.beginLayer(sources.length, `${image.source}: banger's guest files`);
+  for (const e of layer.entries) merger.add(e);
+  merger.endLayer();
+  sources.push(layer.source);
+  return { choice, injected: layer.injected };
+}
+
+async function finishGuest(req: BuildRequest, guest: { choice: InitChoice; injected: string[] }): Promise<GuestResult> {
+  const warnings: string[] = [];
+  let workSeedPath: string | null = null;
+  const seedOut = req.guest?.workSeedOut;
+  if (seedOut) {
+    const seed = await writeWorkSeed(req.out, seedOut, { timestamp: req.timestamp, identity: imageIdentity(req.image) });
+    if (seed.written) workSeedPath = seedOut;
+    else warnings.push(seed.warning);
+  }
+  return { init: guest.choice.kind, imageInit: guest.choice.imageInit, kernelCmdline: kernelCommandLine(guest.choice.kind), injected: guest.injected, workSeedPath, warnings };
 }
 
 /** Names the layer in an error that does not already (tar errors name only the member). */

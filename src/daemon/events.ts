@@ -9,6 +9,8 @@ export type PullEvent =
   /** A phase starts; `detail` is a short human text ("5 layers", "1.2 GiB image"). */
   | { type: "phase"; phase: PullPhase; detail?: string }
   /** Uncompressed bytes of layer `index` read so far (`done` once the layer is fully parsed). */
-  | { type: "unpack"; index: number; bytes: number; done: boolean };
+  | { type: "unpack"; index: number; bytes: number; done: boolean }
+  /** Something the user should know that does not fail the pull ("the image has no /root: ..."). */
+  | { type: "warning"; message: string };
 
 export type PullListener = (e: PullEvent) => void;

@@ -11,6 +11,7 @@ import fs from "node:fs";
 import path from "node:path";
 import type { BlobCache, ImageSource, Platform, ResolvedImage, SourceOptions } from "../oci/index.ts";
 import { formatPlatform } from "../oci/index.ts";
+import type { GuestAssets } from "../inject/index.ts";
 import type { RootfsBuilderFn } from "./build-image.ts";
 import type { PullListener } from "./events.ts";
 import { listExt4Dir, type ImageDirEntry } from "./image-ls.ts";
@@ -43,6 +44,8 @@ export interface ImageServiceOptions {
   log?: (message: string) => void;
   /** For tests: the clock behind createdAt. */
   now?: () => Date;
+  /** banger's guest files and the public key for root; without it images are the layers alone. */
+  guest?: { assets: GuestAssets; authorizedKeys: () => string };
 }
 
 export interface PullRequest {
@@ -69,6 +72,7 @@ export interface ReconcileReport {
 const ID_DIR = /^[0-9a-f]{12}$/;
 const STAGING_DIR = /^([0-9a-f]{12})\.staging$/;
 const OWNER_FILE = ".owner";
+const WORK_SEED_FILE = "work-seed.ext4";
 /** A staging dir without an owner file this young may be a mkdir a moment before the file is written. */
 const OWNERLESS_GRACE_MS = 60_000;
 
@@ -122,6 +126,7 @@ export class ImageService {
   private readonly sourceOptions: SourceOptions;
   private readonly log: (message: string) => void;
   private readonly now: () => Date;
+  private readonly guest: ImageServiceOptions["guest"];
   /** Ids this process is pulling right now: our own pid in an owner file is live only for these. */
   private readonly inProgress = new Set<string>();
 
@@ -133,6 +138,7 @@ export class ImageService {
     this.sourceOptions = opts.sourceOptions ?? {};
     this.log = opts.log ?? (() => {});
     this.now = opts.now ?? (() => new Date());
+    this.guest = opts.guest;
   }
 
   private imageDir(id: string): string {
@@ -199,7 +205,9 @@ export class ImageService {
       req.signal?.throwIfAborted();
 
       const out = path.join(staging, "rootfs.ext4");
-      const built = await this.build({ image, out, sizeBytes: req.sizeBytes, timestamp: req.timestamp, signal: req.signal, progress: req.progress });
+      const guest = this.guest && { assets: this.guest.assets, authorizedKeys: this.guest.authorizedKeys(), workSeedOut: path.join(staging, WORK_SEED_FILE) };
+      const built = await this.build({ image, out, sizeBytes: req.sizeBytes, timestamp: req.timestamp, signal: req.signal, progress: req.progress, guest });
+      for (const message of built.guest?.warnings ?? []) req.progress?.({ type: "warning", message });
       req.signal?.throwIfAborted();
       // Before the rename: a stdin spool lives in the staging dir and must not be published.
       const resolved = image;
@@ -221,6 +229,10 @@ export class ImageService {
         entrypoint: c.Entrypoint ?? null,
         workingDir: c.WorkingDir ?? "",
         user: c.User ?? "",
+        init: built.guest?.init ?? null,
+        kernelCmdline: built.guest?.kernelCmdline ?? null,
+        injected: built.guest?.injected ?? [],
+        workSeedPath: built.guest?.workSeedPath ? path.join(final, WORK_SEED_FILE) : null,
       };
       await fs.promises.writeFile(path.join(staging, "image.json"), JSON.stringify(record, null, 2) + "\n");
 

@@ -25,6 +25,14 @@ export interface ImageRecord {
   entrypoint: string[] | null;
   workingDir: string;
   user: string;
+  /** How the image boots: its own systemd, or banger's sh PID 1 (null: pulled before banger knew). */
+  init: "systemd" | "banger-init" | null;
+  /** The kernel command line banger boots it with ("... init=/usr/local/libexec/banger-init"). */
+  kernelCmdline: string | null;
+  /** Guest paths banger wrote into the image. */
+  injected: string[];
+  /** The image's /root as its own ext4 (work-seed.ext4), null when the image has none. */
+  workSeedPath: string | null;
 }
 
 export class StoreError extends Error {
@@ -70,6 +78,8 @@ const MIGRATIONS: string[] = [
      created_at  TEXT NOT NULL,
      config      TEXT NOT NULL
    ) STRICT`,
+  // 2: guest integration (init kind, kernel command line, injected files, work seed), as JSON.
+  `ALTER TABLE images ADD COLUMN guest TEXT NOT NULL DEFAULT '{}'`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -84,12 +94,15 @@ interface Row {
   size_bytes: number;
   created_at: string;
   config: string;
+  guest: string;
 }
 
 type ConfigColumn = Pick<ImageRecord, "env" | "cmd" | "entrypoint" | "workingDir" | "user">;
+type GuestColumn = Partial<Pick<ImageRecord, "init" | "kernelCmdline" | "injected" | "workSeedPath">>;
 
 function fromRow(r: Row): ImageRecord {
   const c = JSON.parse(r.config) as ConfigColumn;
+  const g = JSON.parse(r.guest) as GuestColumn;
   return {
     id: r.id,
     name: r.name,
@@ -104,6 +117,10 @@ function fromRow(r: Row): ImageRecord {
     entrypoint: c.entrypoint,
     workingDir: c.workingDir,
     user: c.user,
+    init: g.init ?? null,
+    kernelCmdline: g.kernelCmdline ?? null,
+    injected: g.injected ?? [],
+    workSeedPath: g.workSeedPath ?? null,
   };
 }
 
@@ -133,6 +150,7 @@ export class SqliteImageStore implements ImageStore {
 
   insert(rec: ImageRecord): void {
     const config: ConfigColumn = { env: rec.env, cmd: rec.cmd, entrypoint: rec.entrypoint, workingDir: rec.workingDir, user: rec.user };
+    const guest: GuestColumn = { init: rec.init, kernelCmdline: rec.kernelCmdline, injected: rec.injected, workSeedPath: rec.workSeedPath };
     // IMMEDIATE takes the write lock first, so the check and the insert see the same table
     // even when another process is publishing the same name.
     this.db
@@ -141,8 +159,8 @@ export class SqliteImageStore implements ImageStore {
         if (holder) throw new NameTakenError(rec.name, holder.id);
         this.db
           .query(
-            `INSERT INTO images (id, name, source, digest, platform, rootfs_path, size_bytes, created_at, config)
-             VALUES ($id, $name, $source, $digest, $platform, $rootfs_path, $size_bytes, $created_at, $config)`,
+            `INSERT INTO images (id, name, source, digest, platform, rootfs_path, size_bytes, created_at, config, guest)
+             VALUES ($id, $name, $source, $digest, $platform, $rootfs_path, $size_bytes, $created_at, $config, $guest)`,
           )
           .run({
             id: rec.id,
@@ -154,6 +172,7 @@ export class SqliteImageStore implements ImageStore {
             size_bytes: rec.sizeBytes,
             created_at: rec.createdAt,
             config: JSON.stringify(config),
+            guest: JSON.stringify(guest),
           });
       })
       .immediate();

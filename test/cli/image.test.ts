@@ -83,6 +83,10 @@ async function register(id: string, name: string, tar: string | null): Promise<I
     entrypoint: null,
     workingDir: "/root",
     user: "",
+    init: null,
+    kernelCmdline: null,
+    injected: [],
+    workSeedPath: null,
   };
   const s = SqliteImageStore.open(paths.dbPath);
   s.insert(rec);

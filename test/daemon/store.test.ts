@@ -26,8 +26,12 @@ function record(id: string, name: string, extra: Partial<ImageRecord> = {}): Ima
     entrypoint: null,
     workingDir: "",
     user: "",
+    init: "systemd",
+    kernelCmdline: "console=ttyS0 root=/dev/vda rw",
+    injected: ["/root/.ssh/authorized_keys"],
+    workSeedPath: `/state/images/${id}/work-seed.ext4`,
     ...extra,
-  };
+  } as ImageRecord;
 }
 
 test("opens an empty file at the newest schema, in WAL mode, and reopens it with the rows intact", () => {
@@ -105,4 +109,21 @@ test("bangerPaths follows XDG and falls back to HOME; relative XDG values are ig
   expect(q.stateDir).toBe("/home/u/.local/state/banger");
   expect(q.cacheDir).toBe("/home/u/.cache/banger");
   expect(q.configDir).toBe("/home/u/.config/banger");
+});
+
+test("a database of schema 1 (before guest integration) is brought forward; its rows read with no guest facts", () => {
+  const file = dbFile();
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  const db = new Database(file, { create: true });
+  db.run(`CREATE TABLE images (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, source TEXT NOT NULL, digest TEXT NOT NULL, platform TEXT NOT NULL,
+          rootfs_path TEXT NOT NULL, size_bytes INTEGER NOT NULL, created_at TEXT NOT NULL, config TEXT NOT NULL) STRICT`);
+  db.run(`INSERT INTO images VALUES ('aaaa00000001', 'old', 'x', 'sha256:${"00".repeat(32)}', 'linux/amd64', '/r', 1, '2026-01-01T00:00:00.000Z', '{"env":[],"cmd":null,"entrypoint":null,"workingDir":"","user":""}')`);
+  db.run("PRAGMA user_version = 1");
+  db.close();
+  const s = SqliteImageStore.open(file);
+  expect(s.schemaVersion()).toBe(SCHEMA_VERSION);
+  expect(s.byName("old")).toMatchObject({ name: "old", init: null, kernelCmdline: null, injected: [], workSeedPath: null });
+  s.insert(record("bbbb00000002", "new"));
+  expect(s.byName("new")).toEqual(record("bbbb00000002", "new"));
+  s.close();
 });

@@ -160,9 +160,14 @@ function showText(r: ImageRecord): string {
     ["cmd", list(r.cmd)],
     ["workingDir", r.workingDir || "-"],
     ["user", r.user || "-"],
+    ["init", r.init ?? "-"],
+    ["cmdline", r.kernelCmdline ?? "-"],
+    ["work seed", r.workSeedPath ?? "-"],
   ];
   const lines = rows.map(([k, v]) => `${(k + ":").padEnd(12)}${v}`);
-  lines.push(`${"env:".padEnd(12)}${r.env.length ? r.env[0] : "-"}`, ...r.env.slice(1).map((e) => " ".repeat(12) + e));
+  const block = (key: string, values: string[]) => lines.push(`${(key + ":").padEnd(12)}${values.length ? values[0] : "-"}`, ...values.slice(1).map((e) => " ".repeat(12) + e));
+  block("env", r.env);
+  block("injected", r.injected);
   return lines.join("\n");
 }
 
