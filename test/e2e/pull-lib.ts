@@ -26,7 +26,7 @@ export interface PullEnv {
 let n = 0;
 
 /** Fresh XDG dirs (and HOME, TMPDIR, cwd) under `base`. `state` may be given (a tmpfs mount). */
-export function pullEnv(base: string, opts: { state?: string; cache?: string } = {}): PullEnv {
+export function pullEnv(base: string, opts: { state?: string; cache?: string; config?: string } = {}): PullEnv {
   const root = join(base, `env-${n++}`);
   const d = (name: string) => {
     const p = join(root, name);
@@ -35,7 +35,7 @@ export function pullEnv(base: string, opts: { state?: string; cache?: string } =
   };
   const state = opts.state ?? d("state");
   const cache = opts.cache ?? d("cache");
-  const config = d("config");
+  const config = opts.config ?? d("config");
   const runtime = d("runtime");
   const home = d("home");
   const tmp = d("tmp");
@@ -102,11 +102,15 @@ export interface ImageRecord {
   entrypoint: string[] | null;
   workingDir: string;
   user: string;
+  init: "systemd" | "banger-init" | null;
+  kernelCmdline: string | null;
+  injected: string[];
+  workSeedPath: string | null;
 }
 
 /** `banger image pull <source> --json ...`, which must succeed; returns the record. */
-export async function pullOk(source: string, e: PullEnv, extra: string[] = []): Promise<{ record: ImageRecord; run: CliRun }> {
-  const r = await banger(["image", "pull", source, "--json", ...extra], e);
+export async function pullOk(source: string, e: PullEnv, extra: string[] = [], timeoutMs?: number): Promise<{ record: ImageRecord; run: CliRun }> {
+  const r = await banger(["image", "pull", source, "--json", ...extra], e, timeoutMs);
   if (r.exitCode !== 0 || r.timedOut) throw new Error(`image pull ${source} failed (the pull pipeline and store must be in place for this test)\n${ctx(r)}`);
   let record: ImageRecord;
   try {

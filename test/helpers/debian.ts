@@ -24,11 +24,24 @@ export function fixtureCacheDir(): string {
 const LOCK_STALE_MS = 20 * 60_000;
 
 /** Path of the cached Debian rootfs tar, building it first if needed. */
-export async function debianRootfsTar(): Promise<string> {
+export function debianRootfsTar(): Promise<string> {
+  return cachedTar("debian-rootfs", (tmp) => ["bash", debianScript(), tmp]);
+}
+
+/**
+ * A Debian bookworm minbase with openssh-server and iproute2 and no init system at all (no
+ * systemd): the kind of image that boots through banger-init. ~190 MB, ~25 s to build.
+ */
+export function debianNoInitTar(): Promise<string> {
+  return cachedTar("debian-noinit", (tmp) => ["mmdebstrap", "--quiet", "--variant=minbase", "--include=openssh-server,iproute2", "bookworm", tmp]);
+}
+
+/** `<cache>/<name>.tar`, built by `argv(tmp)` once (serialized by a lock dir across processes). */
+async function cachedTar(name: string, argv: (tmp: string) => string[]): Promise<string> {
   const dir = fixtureCacheDir();
   mkdirSync(dir, { recursive: true });
-  const out = join(dir, "debian-rootfs.tar");
-  const lock = join(dir, "debian-rootfs.lock");
+  const out = join(dir, `${name}.tar`);
+  const lock = join(dir, `${name}.lock`);
   for (;;) {
     if (existsSync(out)) return out;
     let owner = false;
@@ -53,14 +66,14 @@ export async function debianRootfsTar(): Promise<string> {
     if (owner) {
       try {
         writeFileSync(join(lock, "pid"), String(process.pid));
-        const tmp = join(dir, `.debian-rootfs.${process.pid}.tar`);
-        const p = Bun.spawn(["bash", debianScript(), tmp], { stdout: "pipe", stderr: "pipe" });
+        const tmp = join(dir, `.${name}.${process.pid}.tar`);
+        const p = Bun.spawn(argv(tmp), { stdout: "pipe", stderr: "pipe" });
         const code = await p.exited;
         if (code !== 0) {
           rmSync(tmp, { force: true });
           const err = await new Response(p.stderr).text();
           const outText = await new Response(p.stdout).text();
-          throw new Error(`debian-rootfs.sh failed (exit ${code}):\n${outText}${err}`);
+          throw new Error(`building ${name}.tar failed (exit ${code}):\n${outText}${err}`);
         }
         renameSync(tmp, out);
         return out;

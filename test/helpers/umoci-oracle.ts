@@ -116,3 +116,19 @@ export async function compareImageWithUmoci(rootfsExt4: string, reference: Snaps
   const ours = await mountImage(rootfsExt4, (mnt) => snapshotTree(mnt));
   return diffAgainstUmoci(ours, reference, opts);
 }
+
+/**
+ * What to leave out of a comparison with umoci for banger's guest files (umoci has none): each
+ * injected path, and the topmost of its parents that the reference lacks (implied by banger).
+ */
+export function guestOnlyPaths(injected: string[], reference: Snapshot): string[] {
+  const out = new Set<string>();
+  for (const p of injected) {
+    let top = p;
+    for (let d = p.slice(0, p.lastIndexOf("/")); d !== ""; d = d.slice(0, d.lastIndexOf("/"))) {
+      if (!reference.has(d)) top = d;
+    }
+    out.add(top);
+  }
+  return [...out].sort();
+}
