@@ -162,3 +162,25 @@ export function expectExit(r: RunResult, want: number): void {
     throw new Error(`exit ${r.code}, wanted ${want}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`);
   }
 }
+
+/**
+ * Runs a snippet of sh (`sh -c SNIPPET guest-test ARGS...`) in the same controlled environment as
+ * runScript: used to source a script's functions (banger-init's BANGER_INIT_SOURCE=1) and call
+ * them one at a time.
+ */
+export async function runSnippet(
+  sh: Shell,
+  snippet: string,
+  box: Sandbox,
+  opts: { args?: string[]; env?: Record<string, string> } = {},
+): Promise<RunResult> {
+  const p = Bun.spawn([...sh.argv(), "-c", snippet, "guest-test", ...(opts.args ?? [])], {
+    cwd: box.dir,
+    env: { PATH: box.bin, BANGER_ROOT: box.root, BANGER_TEST_LOG: box.log, ...opts.env },
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const [stdout, stderr, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+  return { code, stdout, stderr };
+}
