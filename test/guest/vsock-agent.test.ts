@@ -1,8 +1,11 @@
 // banger-vsock-agent under dash and busybox sh, fed over stdin as systemd (StandardInput=socket)
 // or socat would; STATUS reads a fake /proc, /run and marker in a temp root.
 import { describe, expect } from "bun:test";
-import { rmSync } from "node:fs";
-import { eachShell, expectExit, runScript, Sandbox, SCRIPTS } from "./lib.ts";
+import { existsSync, rmSync } from "node:fs";
+import { connect } from "node:net";
+import { join } from "node:path";
+import { testWith } from "../helpers/env.ts";
+import { eachShell, expectExit, runScript, Sandbox, SCRIPTS, SHELLS } from "./lib.ts";
 
 function guest(opts: { uptime?: string; systemd?: boolean; pending?: boolean; sshd?: "running" | "stopped" | "absent" }): Sandbox {
   const box = new Sandbox();
@@ -100,4 +103,39 @@ describe("banger-vsock-agent", () => {
     p.stdin.end();
     expect(await p.exited).toBe(0);
   });
+
+  // banger-init runs `socat VSOCK-LISTEN:1024,fork EXEC:banger-vsock-agent`. vsock needs a VM;
+  // the same socat EXEC plumbing over a unix socket shows the agent works as socat's child.
+  for (const sh of SHELLS) {
+    testWith({ tools: ["socat", sh.tool] }, `behind socat EXEC, one agent per connection [${sh.name}]`, async () => {
+      const box = guest({ sshd: "running" });
+      const sock = join(box.dir, "agent.sock");
+      const socat = Bun.spawn(["socat", `UNIX-LISTEN:${sock},fork`, `EXEC:${[...sh.argv(), SCRIPTS.agent].join(" ")}`], {
+        env: { PATH: process.env.PATH ?? "/usr/bin:/bin", BANGER_ROOT: box.root },
+        stdout: "ignore",
+        stderr: "pipe",
+      });
+      try {
+        for (let i = 0; !existsSync(sock); i++) {
+          if (i > 200) throw new Error("socat did not create its socket");
+          await Bun.sleep(10);
+        }
+        for (let round = 0; round < 2; round++) {
+          const reply = await new Promise<string>((resolve, reject) => {
+            let got = "";
+            const c = connect({ path: sock }, () => c.end("PING\nSTATUS\n"));
+            c.on("data", (d: Buffer) => (got += d.toString()));
+            c.on("end", () => resolve(got));
+            c.on("error", reject);
+          });
+          const [pong, status] = reply.trimEnd().split("\n");
+          expect(pong).toBe("PONG");
+          expect(JSON.parse(status ?? "")).toEqual({ uptime: 123.45, init: "banger-init", firstBoot: "done", sshd: "running" });
+        }
+      } finally {
+        socat.kill();
+        await socat.exited;
+      }
+    });
+  }
 });
