@@ -54,8 +54,11 @@ describe("banger-init functions (sourced)", () => {
     "set_hostname_from_file",
     "loopback_up",
     "run_step",
+    "prepare_sshd",
+    "prepare_agent",
     "start_sshd",
     "start_agent",
+    "start_services",
     "boot_steps",
     "boot",
     "others_alive",
@@ -127,22 +130,22 @@ describe("banger-init functions (sourced)", () => {
     expect(r.stderr).toContain("vsock agent listening on port 1024");
   });
 
-  eachShell("start_sshd: /run/sshd, host keys only when missing, then sshd", async (sh) => {
+  eachShell("prepare_sshd: /run/sshd and host keys only when missing; start_sshd runs sshd", async (sh) => {
     const box = new Sandbox().linkTools("mkdir", "chmod").stub("ssh-keygen");
     box.write("/usr/sbin/sshd", `#!/bin/sh\nprintf 'sshd%s\\n' "\${*:+ $*}" >>"$BANGER_TEST_LOG"\n`, 0o755);
-    let r = await runSnippet(sh, `. "$1" && start_sshd`, box, { args: [SCRIPTS.init], env: SOURCE });
+    let r = await runSnippet(sh, `. "$1" && prepare_sshd && start_sshd`, box, { args: [SCRIPTS.init], env: SOURCE });
     expectExit(r, 0);
     expect(box.calls()).toEqual([`ssh-keygen -A -f ${box.root}`, "sshd"]);
     expect(box.exists("/run/sshd")).toBe(true);
     box.write("/etc/ssh/ssh_host_ed25519_key", "key");
-    r = await runSnippet(sh, `. "$1" && start_sshd`, box, { args: [SCRIPTS.init], env: SOURCE });
+    r = await runSnippet(sh, `. "$1" && prepare_sshd && start_sshd`, box, { args: [SCRIPTS.init], env: SOURCE });
     expect(box.calls()).toEqual([`ssh-keygen -A -f ${box.root}`, "sshd", "sshd"]);
     expect(r.stderr).toContain("sshd started");
   });
 
   eachShell("start_sshd without /usr/sbin/sshd says so and does nothing", async (sh) => {
     const box = new Sandbox().stub("ssh-keygen");
-    const r = await runSnippet(sh, `. "$1" && start_sshd`, box, { args: [SCRIPTS.init], env: SOURCE });
+    const r = await runSnippet(sh, `. "$1" && prepare_sshd && start_sshd`, box, { args: [SCRIPTS.init], env: SOURCE });
     expect(r.stderr).toContain("no /usr/sbin/sshd: not starting sshd");
     expect(box.calls()).toEqual([]);
   });
@@ -209,7 +212,7 @@ async function pid1Case(sh: Shell): Promise<void> {
     throw new Error(`unshare --pid did not give PID 1: ${probe.stdout} ${probe.stderr}`);
   }
 
-  const box = new Sandbox().linkTools("sleep", "mkdir", "chmod").stub("mount").stub("sync").stub("hostname").stub("ip");
+  const box = new Sandbox().linkTools("sleep", "mkdir", "chmod").stub("mount").stub("sync").stub("hostname").stub("ip").stub("ssh-keygen");
   box.write("/dev/console", "");
   box.mkdir("/proc/sys/kernel");
   box.write("/proc/sysrq-trigger", "");
@@ -217,7 +220,14 @@ async function pid1Case(sh: Shell): Promise<void> {
   box.write("/etc/group", "tty:x:5:\n");
   // First boot leaves an orphan behind: a process whose parent exits at once. It must be
   // re-parented to banger-init and reaped when it ends, never left a zombie.
-  box.write("/usr/local/libexec/banger-first-boot", "#!/bin/sh\nsleep 2 &\nexit 0\n", 0o755);
+  // It also leaves a long-running one, standing for a service that power-off must stop.
+  box.write("/usr/local/libexec/banger-first-boot", "#!/bin/sh\nsleep 2 &\nsleep 300 &\nexit 0\n", 0o755);
+  // sshd records which signals it starts with ignored: logins inherit that.
+  box.write(
+    "/usr/sbin/sshd",
+    `#!/bin/sh\nPATH=/usr/bin:/bin\nprintf 'sshd %s\\n' "$(grep SigIgn /proc/$$/status)" >>"$BANGER_TEST_LOG"\n`,
+    0o755,
+  );
   box.write("/usr/local/libexec/banger-network-bootstrap", readFileSync(SCRIPTS.network, "utf8"), 0o755);
 
   const ns = Bun.spawn([unshare, "--pid", "--fork", "--mount-proc", "--kill-child", ...sh.argv(), SCRIPTS.init], {
@@ -255,16 +265,25 @@ async function pid1Case(sh: Shell): Promise<void> {
       `mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs ${root}/tmp`,
       "hostname vm1",
       "ip link set dev lo up",
+      `ssh-keygen -A -f ${root}`,
+      expect.stringMatching(/^sshd SigIgn:\s+[0-9a-f]{16}$/),
     ]);
+    // SIGINT (bit 1) and SIGQUIT (bit 2) must not be ignored in sshd, or Ctrl-C would do
+    // nothing in its sessions (a shell's background children start with both ignored).
+    const sigIgn = BigInt("0x" + (box.calls()[10] ?? "").split(/\s+/).pop());
+    expect(sigIgn & 0b110n).toBe(0n);
     // The steps' own output reaches the console too.
     expect(consoleLog()).toContain("banger-network: no /etc/banger-network.conf: nothing to configure");
 
+    expect(childrenOf(init).some((c) => procInfo(c)?.cmdline === "sleep 300")).toBe(true);
     process.kill(init, "SIGTERM");
     await until("the power-off request", () => box.read("/proc/sysrq-trigger") === "o\n");
     expect(box.read("/proc/sys/kernel/sysrq")).toBe("1\n");
     const calls = box.calls();
     expect(calls.slice(-2)).toEqual(["sync", `mount -o remount,ro ${root}/`]);
     expect(consoleLog()).toContain("banger-init: powering off: stopping all processes");
+    // The stand-in service got TERM (and is reaped).
+    await until("the service stopped", () => !childrenOf(init).some((c) => procInfo(c)?.cmdline === "sleep 300"), 5_000);
     // PID 1 never exits, not even after asking for power-off.
     await Bun.sleep(500);
     expect(alive(init)).toBe(true);
