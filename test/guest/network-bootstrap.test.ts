@@ -123,6 +123,8 @@ describe("banger-network-bootstrap", () => {
         "BANGER_HOSTNAME=-bad",
         "BANGER_ADDRESS=10.0.2.300/24",
         "BANGER_FUTURE=1",
+        // Quoted, so well-formed; the glob must not expand to file names (then be rejected one by one).
+        'BANGER_DNS="*"',
       ].join("\n"),
     );
     const r = await runScript(sh, SCRIPTS.network, box, { env: RUN_ENV });
@@ -135,6 +137,7 @@ describe("banger-network-bootstrap", () => {
     expect(r.stderr).toContain("BANGER_HOSTNAME=-bad is not a valid host name");
     expect(r.stderr).toContain("BANGER_ADDRESS=10.0.2.300/24 is not an address/prefix-length");
     expect(r.stderr).toContain("unknown key BANGER_FUTURE: ignored");
+    expect(r.stderr).toContain("BANGER_DNS: * is not an IP address");
     // The good lines still applied.
     expect(box.calls()).toEqual(IP_CALLS_ENS3);
   });
