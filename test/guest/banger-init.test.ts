@@ -31,11 +31,14 @@ describe("banger-init stop (not PID 1)", () => {
     expect(r.stderr).toContain(`could not signal PID ${gone.pid}`);
   });
 
-  eachShell("BANGER_INIT_PID that is not a number: exit 2, nothing signalled", async (sh) => {
-    const r = await runScript(sh, SCRIPTS.init, new Sandbox(), { args: ["stop"], env: { BANGER_INIT_PID: "-1" } });
-    expectExit(r, 2);
-    expect(r.stderr).toContain("BANGER_INIT_PID must be a pid");
-  });
+  // Never "" here: unset or empty means the default, PID 1, which is this machine's init.
+  for (const bad of ["-1", "0", "1x", " "]) {
+    eachShell(`BANGER_INIT_PID=${JSON.stringify(bad)} is not a pid: exit 2, nothing signalled`, async (sh) => {
+      const r = await runScript(sh, SCRIPTS.init, new Sandbox(), { args: ["stop"], env: { BANGER_INIT_PID: bad } });
+      expectExit(r, 2);
+      expect(r.stderr).toContain("BANGER_INIT_PID must be a pid");
+    });
+  }
 
   eachShell("no command and not PID 1: refuses (exit 2) and explains", async (sh) => {
     const r = await runScript(sh, SCRIPTS.init, new Sandbox());
