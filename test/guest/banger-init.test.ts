@@ -224,7 +224,12 @@ async function pid1Case(sh: Shell): Promise<void> {
   // First boot leaves an orphan behind: a process whose parent exits at once. It must be
   // re-parented to banger-init and reaped when it ends, never left a zombie.
   // It also leaves a long-running one, standing for a service that power-off must stop.
-  box.write("/usr/local/libexec/banger-first-boot", "#!/bin/sh\nsleep 2 &\nsleep 300 &\nexit 0\n", 0o755);
+  // The orphan ends when the test creates $BANGER_ROOT/release, so timing can't fool the test.
+  box.write(
+    "/usr/local/libexec/banger-first-boot",
+    `#!/bin/sh\n/bin/sh -c 'until [ -e "$0" ]; do sleep 1; done' "$BANGER_ROOT/release" &\nsleep 300 &\nexit 0\n`,
+    0o755,
+  );
   // sshd records which signals it starts with ignored: logins inherit that.
   box.write(
     "/usr/sbin/sshd",
@@ -252,10 +257,11 @@ async function pid1Case(sh: Shell): Promise<void> {
     await until("boot done on the console", () => consoleLog().includes("banger-init: boot done"));
 
     // The orphan is now banger-init's child...
-    const orphan = (): number | undefined => childrenOf(init).find((c) => procInfo(c)?.cmdline === "sleep 2");
-    await until("the orphan re-parented to PID 1", () => orphan() !== undefined, 2_000);
+    const orphan = (): number | undefined => childrenOf(init).find((c) => procInfo(c)?.cmdline.includes(`${box.root}/release`));
+    await until("the orphan re-parented to PID 1", () => orphan() !== undefined);
     // ...and once it has ended, it is reaped: no zombie child left.
-    await until("the orphan reaped", () => orphan() === undefined && childrenOf(init).every((c) => procInfo(c)?.state !== "Z"), 5_000);
+    box.write("/release", "");
+    await until("the orphan reaped", () => orphan() === undefined && childrenOf(init).every((c) => procInfo(c)?.state !== "Z"));
 
     const root = box.root;
     expect(box.calls()).toEqual([
