@@ -1,9 +1,12 @@
 // The one place the daemon's services are put together. The CLI (and later the daemon's
 // start-up) calls this with the process environment; everything below takes options.
 import { BlobCache, dockerConfigCredentials, type SourceOptions } from "../oci/index.ts";
+import path from "node:path";
+import { GUEST_ASSETS } from "../inject/index.ts";
 import { buildRootfs, type RootfsBuilderFn } from "./build-image.ts";
 import { ImageService } from "./image-service.ts";
 import { bangerPaths, type BangerPaths, type Env } from "./paths.ts";
+import { ensureSshKey } from "./ssh-key.ts";
 import { SqliteImageStore } from "./store.ts";
 
 export interface Services {
@@ -28,6 +31,8 @@ export function createServices(env: Env, overrides: ServiceOverrides = {}): Serv
     credentials: dockerConfigCredentials({ env }),
     ...overrides.sourceOptions,
   };
-  const images = new ImageService({ paths, store, cache, build: overrides.build ?? buildRootfs, sourceOptions, log: overrides.log });
+  // The SSH key is made at the first pull that needs it, not when any command starts.
+  const guest = { assets: GUEST_ASSETS, authorizedKeys: () => ensureSshKey(path.join(paths.configDir, "ssh")).publicKey };
+  const images = new ImageService({ paths, store, cache, build: overrides.build ?? buildRootfs, sourceOptions, log: overrides.log, guest });
   return { paths, store, cache, images, close: () => store.close() };
 }

@@ -77,6 +77,13 @@ export function guestLayer(root: FsNode, assets: GuestAssets, opts: GuestLayerOp
   dir("root/.ssh", 0o700);
   file("root/.ssh/authorized_keys", 0o600, text.encode(opts.authorizedKeys.endsWith("\n") ? opts.authorizedKeys : `${opts.authorizedKeys}\n`));
   file(FIRST_BOOT_MARKER.slice(1), 0o644, new Uint8Array(0));
+  // banger-init logs to /dev/console before it mounts devtmpfs over /dev: the node must exist.
+  if (opts.init === "banger-init" && !root.children?.get("dev")?.children?.has("console")) {
+    const c = base("dev/console", "chardev", 0o600);
+    c.major = 5;
+    c.minor = 1;
+    entries.push(c);
+  }
   for (const f of assets.files) {
     if (!f.for.includes(opts.init)) continue;
     file(f.path.slice(1), f.mode, text.encode(f.text));

@@ -136,7 +136,7 @@ test("image list: a table, and --json an array of records with the pinned keys",
   const parsed = JSON.parse(j.stdout) as ImageRecord[];
   expect(parsed).toEqual([alpine, other]);
   expect(Object.keys(parsed[0]!).sort()).toEqual(
-    ["id", "name", "source", "digest", "platform", "rootfsPath", "sizeBytes", "createdAt", "env", "cmd", "entrypoint", "workingDir", "user"].sort(),
+    ["id", "name", "source", "digest", "platform", "rootfsPath", "sizeBytes", "createdAt", "env", "cmd", "entrypoint", "workingDir", "user", "init", "kernelCmdline", "injected", "workSeedPath"].sort(),
   );
 });
 
