@@ -11,7 +11,7 @@
 // size) makes the writer discard them and copy again.
 import type { ByteSource } from "../tree/index.ts";
 import type { TarFileDataSink } from "../tar/reader.ts";
-import { isZeroRange } from "../tar/zeros.ts";
+import { isZeroRange } from "../io/zeros.ts";
 import { BlockAllocator, OutOfSpaceError } from "./allocator.ts";
 import * as C from "./constants.ts";
 import { appendExtents, type ExtentList } from "./extents.ts";

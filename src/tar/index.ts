@@ -18,4 +18,3 @@ export {
 export { parsePaxRecords, interpretPax, paxTime, paxInteger, type PaxRecords, type PaxOverrides } from "./pax.ts";
 export { aclTextToXattr, parseAclText, encodeAclXattr, hostNameResolver, type AclEntry, type NameResolver } from "./acl.ts";
 export { parseHeader, parseNumeric, verifyChecksum, isZeroBlock, BLOCK_SIZE, type RawHeader, type HeaderFormat } from "./headers.ts";
-export { isZeroRange, ZeroBlockScanner, ZERO_BLOCK_SIZE } from "./zeros.ts";

@@ -9,7 +9,7 @@ import { bytesToName } from "../tree/names.ts";
 import { TarError } from "./errors.ts";
 import { BLOCK_SIZE, compressionOf, isZeroBlock, parseHeader, type RawHeader } from "./headers.ts";
 import { interpretPax, mergePaxOverrides, parsePaxRecords, type PaxOverrides, type PaxRecords } from "./pax.ts";
-import { ZeroBlockScanner } from "./zeros.ts";
+import { ZeroBlockScanner } from "../io/zeros.ts";
 
 export type TarEntryType = "file" | "hardlink" | "symlink" | "chardev" | "blockdev" | "dir" | "fifo";
 

@@ -5,7 +5,7 @@
 // rootfs neither fills the page cache nor stalls the parser on dirty-page throttling.
 import { ftruncateSync } from "node:fs";
 import { StagedBlockWriter } from "../io/staged-writer.ts";
-import { isZeroRange, ZERO_BLOCK_SIZE as BS } from "./zeros.ts";
+import { isZeroRange, ZERO_BLOCK_SIZE as BS } from "../io/zeros.ts";
 
 export class Spool {
   private readonly writer: StagedBlockWriter;

@@ -9,7 +9,7 @@ import { Ext4ImageWriter, writeExt4Image, type WriteStats } from "../../src/ext4
 import { loadRootfsTar, TarParser, type TarEntry } from "../../src/tar/index.ts";
 import { FdByteSource } from "../../src/tar/source.ts";
 import { Spool } from "../../src/tar/spool.ts";
-import { ZeroBlockScanner } from "../../src/tar/zeros.ts";
+import { ZeroBlockScanner } from "../../src/io/zeros.ts";
 import { predictionGeometry, StreamedFileData } from "../../src/ext4/streamed-data.ts";
 import type { ByteSource } from "../../src/tree/index.ts";
 import fc from "fast-check";
