@@ -14,10 +14,9 @@ import { Ext4ImageWriter, type WriteStats } from "../ext4/index.ts";
 import { LayerMerger } from "../merge/index.ts";
 import type { ResolvedImage } from "../oci/index.ts";
 import { FdByteSource, TarParser, type TarEntry } from "../tar/index.ts";
-import type { TarFileDataSink } from "../tar/reader.ts";
 import { spoolAndParse } from "../tar/input.ts";
 import { Spool } from "../tar/spool.ts";
-import type { ByteSource, FsNode } from "../tree/index.ts";
+import { SpoolPolicy, type ByteSource, type FsNode } from "../tree/index.ts";
 import type { PullListener } from "./events.ts";
 
 export interface BuildRequest {
@@ -166,10 +165,11 @@ async function unpackLayer(req: BuildRequest, i: number, signal: AbortSignal, wr
   const source = new FdByteSource(spoolFile.fd, spoolFile.label);
   const spool = new Spool(spoolFile.fd);
   try {
-    const sink: TarFileDataSink | null = writer?.fileDataSink(source) ?? null;
+    // A sink that holds the file bytes (SpoolPolicy) spares the spool that data.
+    const policy = new SpoolPolicy((bytes, offset) => spool.writeBack(bytes, offset));
+    const sink = writer?.fileDataSink(source, policy) ?? null;
     if (sink) parser.useFileDataSink(sink);
-    // A sink that can put its data back into the spool spares the spool that data.
-    const spoolNeeded = sink?.recordForRestore?.() ? () => sink.holdsAllData !== true : () => true;
+    const spoolNeeded = () => policy.spoolsChunks;
     const stream = counted(image.openLayer(i), signal, (bytes, ended) => req.progress?.({ type: "unpack", index: i, bytes, done: ended }));
     try {
       await spoolAndParse(stream, parser, spool, spoolNeeded, undefined, label);

@@ -12,8 +12,7 @@
 // or even a killed process, leaves nothing behind.
 import { ftruncateSync } from "node:fs";
 import { predictionGeometry, StreamedFileData } from "./streamed-data.ts";
-import type { TarFileDataSink } from "../tar/reader.ts";
-import { displayName, nameToBytes, type ByteSource, type FsNode } from "../tree/index.ts";
+import { displayName, nameToBytes, type ByteSource, type FileDataSink, type FsNode, type SpoolPolicy } from "../tree/index.ts";
 import * as C from "./constants.ts";
 import { modeWithAccessAcl } from "./acl.ts";
 import { buildDirectory } from "./htree.ts";
@@ -414,14 +413,16 @@ export class Ext4ImageWriter {
   }
 
   /**
-   * A sink for the tar parser (loadRootfsTar's fileDataSink): every regular file's data from
+   * A sink for a source's parser (loadRootfsTar's fileDataSink): every regular file's data from
    * `source` is written into the image as it is read, where the plan will put it; see
-   * streamed-data.ts. Only one source can be streamed: null for any other.
+   * streamed-data.ts. `spool`, when `source` is a spool being filled from a stream: the sink
+   * holds the file bytes in place of the spool (SpoolPolicy). Only one source can be
+   * streamed: null for any other.
    */
-  fileDataSink(source: ByteSource): TarFileDataSink | null {
+  fileDataSink(source: ByteSource, spool: SpoolPolicy | null = null): FileDataSink | null {
     if (this.streamed) return null;
     const likelyBytes = this.options.size ?? Math.max(MIN_LIKELY_BYTES, (this.options.likelyDataBytes ?? 0) * 1.25);
-    this.streamed = new StreamedFileData(source, this.output.fd, predictionGeometry(Math.ceil(likelyBytes / BS)));
+    this.streamed = new StreamedFileData(source, this.output.fd, predictionGeometry(Math.ceil(likelyBytes / BS)), spool);
     return this.streamed;
   }
 

@@ -2,10 +2,10 @@
 
 import { closeSync, fstatSync, openSync, unlinkSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
-import type { ByteSource, FsNode } from "../tree/types.ts";
+import { SpoolPolicy, type ByteSource, type FileDataSink, type FsNode } from "../tree/index.ts";
 import { TarError } from "./errors.ts";
 import { parseTarFd, spoolAndParse, spoolAndParseFd } from "./input.ts";
-import { TarParser, type TarFileDataSink } from "./reader.ts";
+import { TarParser } from "./reader.ts";
 import { FdByteSource } from "./source.ts";
 import { growPipeBuffer } from "../io/pipe.ts";
 import { Spool } from "./spool.ts";
@@ -29,10 +29,11 @@ export interface LoadOptions {
   /**
    * Once the tar's byte source exists (before any of it is parsed), may return a sink that then
    * receives every regular file's data as it goes by and finds its zero blocks (see
-   * TarFileDataSink). Lets a writer place and copy file data while the tar is read, from the
-   * bytes already in memory.
+   * FileDataSink). Lets a writer place and copy file data while the tar is read, from the
+   * bytes already in memory. `spool` is given when the source is a spool of standard input
+   * being filled as the tar is parsed: the sink may hold the file bytes in its place.
    */
-  fileDataSink?: (source: ByteSource) => TarFileDataSink | null;
+  fileDataSink?: (source: ByteSource, spool: SpoolPolicy | null) => FileDataSink | null;
 }
 
 /** The spool file name for `spoolNear`: `.<basename>.spool-<pid>-<random>` in its directory. */
@@ -64,10 +65,9 @@ export async function loadRootfsTar(input: string, opts: LoadOptions): Promise<L
   const builder = new RootfsBuilder(0);
   const parser = new TarParser((entry) => builder.add(entry));
   /** Gives the parser the caller's file data sink for `source`, if it has one. */
-  const attachSink = (source: ByteSource): TarFileDataSink | null => {
-    const sink = opts.fileDataSink?.(source) ?? null;
+  const attachSink = (source: ByteSource, spool: SpoolPolicy | null): void => {
+    const sink = opts.fileDataSink?.(source, spool) ?? null;
     if (sink) parser.useFileDataSink(sink);
-    return sink;
   };
 
   if (input !== "-" || fstatSync(0).isFile()) {
@@ -85,7 +85,7 @@ export async function loadRootfsTar(input: string, opts: LoadOptions): Promise<L
     const opened = new FdByteSource(fd, fromStdin ? "standard input" : input, !fromStdin);
     try {
       if (!fromStdin && !fstatSync(fd).isFile()) throw new TarError(null, `${input} is not a regular file`);
-      attachSink(opened);
+      attachSink(opened, null);
       parseTarFd(fd, parser);
     } catch (e) {
       opened.close();
@@ -112,10 +112,10 @@ export async function loadRootfsTar(input: string, opts: LoadOptions): Promise<L
   const spoolSource = new FdByteSource(spoolFd, `spool of standard input (${spoolPath}, unlinked)`);
   const spool = new Spool(spoolFd);
   try {
-    // A sink that can write its data back into the spool (should its copies be discarded)
-    // spares the spool that data: chunks are spooled only once it stops holding everything.
-    const sink = attachSink(spoolSource);
-    const spoolNeeded = sink?.recordForRestore?.() ? () => sink.holdsAllData !== true : () => true;
+    // A sink that holds the file bytes (SpoolPolicy) spares the spool that data.
+    const policy = new SpoolPolicy((bytes, offset) => spool.writeBack(bytes, offset));
+    attachSink(spoolSource, policy);
+    const spoolNeeded = () => policy.spoolsChunks;
     const stdin = fstatSync(0);
     if (stdin.isFIFO()) growPipeBuffer(0);
     if (stdin.isFIFO() || stdin.isSocket()) spoolAndParseFd(0, parser, spool, spoolNeeded);

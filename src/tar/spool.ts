@@ -4,6 +4,7 @@
 // through a StagedBlockWriter: off this thread and, where allowed, O_DIRECT, so spooling a
 // rootfs neither fills the page cache nor stalls the parser on dirty-page throttling.
 import { ftruncateSync } from "node:fs";
+import { writeAll } from "../io/block-io.ts";
 import { StagedBlockWriter } from "../io/staged-writer.ts";
 import { isZeroRange, ZERO_BLOCK_SIZE as BS } from "../io/zeros.ts";
 
@@ -35,6 +36,14 @@ export class Spool {
       this.writer.put((position + runStart) / BS, buf, runStart, len);
       this.bytesWritten += len - runStart;
     }
+  }
+
+  /**
+   * Writes `bytes` at stream offset `position` after the spool was closed: the file data a sink
+   * held in place of the spool, given back (SpoolPolicy.restore).
+   */
+  writeBack(bytes: Uint8Array, position: number): void {
+    writeAll(this.fd, bytes, position);
   }
 
   /** Waits for every write, then sets the spool's length to the stream's (the last block was padded). */

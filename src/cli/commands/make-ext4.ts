@@ -43,7 +43,7 @@ export const makeExt4Command: Command = {
       const cpu0 = process.cpuUsage();
       loaded = await loadRootfsTar(input, {
         spoolNear: out,
-        fileDataSink: (source) => writer.fileDataSink(source),
+        fileDataSink: (source, spool) => writer.fileDataSink(source, spool),
       });
       if (process.env.BANGER_TIMING) {
         const cpu = process.cpuUsage(cpu0);
