@@ -8,14 +8,11 @@
 //   4. plan and write the tree, copying each surviving file's bytes once from its layer's spool;
 //   5. publish the image under its name, and close the spools.
 // Every layer is read exactly once; shadowed and deleted files are never copied.
-import { closeSync, openSync, unlinkSync } from "node:fs";
-import { basename, dirname, join } from "node:path";
 import { Ext4ImageWriter, type WriteStats } from "../ext4/index.ts";
 import { LayerMerger } from "../merge/index.ts";
 import type { ResolvedImage } from "../oci/index.ts";
-import { FdByteSource, TarParser, type TarEntry } from "../tar/index.ts";
-import { spoolAndParse } from "../tar/input.ts";
-import { Spool } from "../tar/spool.ts";
+import { Spool, SpoolInputError, spoolPathNear, spoolStream } from "../io/spool.ts";
+import { FdByteSource, TarError, TarParser, type TarEntry } from "../tar/index.ts";
 import { SpoolPolicy, type ByteSource, type FsNode } from "../tree/index.ts";
 import type { PullListener } from "./events.ts";
 
@@ -143,38 +140,32 @@ async function unpackLayers(req: BuildRequest, writer: Ext4ImageWriter): Promise
   }
 }
 
-/** An unlinked file beside the image: nothing is left behind, even by a killed process. */
-function openSpoolFile(out: string, i: number): { fd: number; label: string } {
-  const path = join(dirname(out), `.${basename(out)}.layer${i}-${process.pid}-${Date.now().toString(36)}`);
-  const fd = openSync(path, "wx+", 0o600);
-  try {
-    unlinkSync(path);
-  } catch (e) {
-    closeSync(fd);
-    throw e;
-  }
-  return { fd, label: `spool of layer ${i + 1} (unlinked)` };
-}
-
 async function unpackLayer(req: BuildRequest, i: number, signal: AbortSignal, writer: Ext4ImageWriter | null): Promise<UnpackedLayer> {
   const { image } = req;
   const label = layerLabel(image, i);
   const entries: TarEntry[] = [];
   const parser = new TarParser((e) => entries.push(e));
-  const spoolFile = openSpoolFile(req.out, i);
-  const source = new FdByteSource(spoolFile.fd, spoolFile.label);
-  const spool = new Spool(spoolFile.fd);
+  // Beside the image, unlinked: nothing is left behind, even by a killed process.
+  const spool = Spool.create(spoolPathNear(req.out, `layer${i}`));
+  const source = new FdByteSource(spool.fd, `spool of layer ${i + 1} (unlinked)`);
   try {
     // A sink that holds the file bytes (SpoolPolicy) spares the spool that data.
     const policy = new SpoolPolicy((bytes, offset) => spool.writeBack(bytes, offset));
     const sink = writer?.fileDataSink(source, policy) ?? null;
     if (sink) parser.useFileDataSink(sink);
-    const spoolNeeded = () => policy.spoolsChunks;
     const stream = counted(image.openLayer(i), signal, (bytes, ended) => req.progress?.({ type: "unpack", index: i, bytes, done: ended }));
     try {
-      await spoolAndParse(stream, parser, spool, spoolNeeded, undefined, label);
+      await spoolStream(stream, spool, {
+        observe: (chunk) => {
+          parser.push(chunk);
+          return !parser.ended;
+        },
+        spoolChunk: () => policy.spoolsChunks,
+        what: label,
+      });
+      parser.end();
     } catch (err) {
-      throw withPrefix(err, label);
+      throw withPrefix(layerReadError(err), label);
     }
     await spool.close();
     return { entries, source, spooledBytes: spool.bytesWritten };
@@ -228,6 +219,12 @@ function mergeLayers(image: ResolvedImage, layers: UnpackedLayer[]): FsNode {
     layer.entries = []; // merged: the entries can go
   });
   return merger.root;
+}
+
+/** A layer's own read errors (digest, decompression) already say which layer and why: those as they are. */
+function layerReadError(err: unknown): unknown {
+  if (!(err instanceof SpoolInputError)) return err;
+  return err.cause instanceof Error ? err.cause : new TarError(null, err.message);
 }
 
 /** Names the layer in an error that does not already (tar errors name only the member). */

@@ -2,7 +2,7 @@
 // the start-up reconcile. Publishing is what keeps the store honest:
 //
 //   <images>/<id>.staging/          made before resolve (.owner names the live process doing it)
-//     rootfs.ext4, image.json       (and a spool of standard input while the pull runs)
+//     rootfs.ext4, image.json       (and unlinked spools of stdin and layers while the pull runs)
 //   rename -> <images>/<id>/        complete, still owned until its row exists
 //   INSERT row (name re-checked)    only now does the image exist for list/show
 //
@@ -155,8 +155,9 @@ export class ImageService {
     let source: ImageSource;
     let normalized: string;
     try {
-      // Standard input is spooled inside the staging dir, so whatever ends the pull (an error,
-      // an interrupt, a kill and the next reconcile) takes the spool with it.
+      // Standard input is spooled inside the staging dir, in a file unlinked from the start:
+      // whatever ends the pull (an error, an interrupt, a kill) takes the spool with it, and
+      // it is on the filesystem the image is built on.
       const tmpDir = this.sourceOptions.tmpDir ?? staging;
       ({ source, normalized } = openSource(req.source, { ...this.sourceOptions, tmpDir, cache: this.cache, signal: req.signal }));
     } catch (err) {
@@ -210,7 +211,7 @@ export class ImageService {
       const out = path.join(staging, "rootfs.ext4");
       const built = await this.build({ image, out, sizeBytes: req.sizeBytes, timestamp: req.timestamp, signal: req.signal, progress: req.progress });
       req.signal?.throwIfAborted();
-      // Before the rename: a stdin spool lives in the staging dir and must not be published.
+      // The image is built: the source (and the disk space of a stdin spool) can go before publishing.
       const resolved = image;
       image = undefined;
       await resolved.dispose();

@@ -1,7 +1,7 @@
 export { TarError } from "./errors.ts";
-export { loadRootfsTar, spoolPathFor, type LoadedRootfs, type LoadOptions } from "./rootfs.ts";
+export { loadRootfsTar, type LoadedRootfs, type LoadOptions } from "./rootfs.ts";
 export { TarParser, type TarEntry, type TarEntryType, type TarParserOptions } from "./reader.ts";
-export { parseTarFd, spoolAndParse, CHUNK_SIZE } from "./input.ts";
+export { parseTarFd, CHUNK_SIZE } from "./input.ts";
 export { FdByteSource } from "./source.ts";
 export {
   splitTarPath,

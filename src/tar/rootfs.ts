@@ -1,14 +1,12 @@
 // A plain rootfs tar (file or standard input) → FsNode tree + the byte source its files live in.
 
-import { closeSync, fstatSync, openSync, unlinkSync } from "node:fs";
-import { basename, dirname, join, resolve } from "node:path";
+import { fstatSync, openSync } from "node:fs";
 import { SpoolPolicy, type ByteSource, type FileDataSink, type FsNode } from "../tree/index.ts";
 import { TarError } from "./errors.ts";
-import { parseTarFd, spoolAndParse, spoolAndParseFd } from "./input.ts";
+import { parseTarFd } from "./input.ts";
 import { TarParser } from "./reader.ts";
 import { FdByteSource } from "./source.ts";
-import { growPipeBuffer } from "../io/pipe.ts";
-import { Spool } from "./spool.ts";
+import { Spool, SpoolInputError, spoolPathNear, spoolStream, standardInput } from "../io/spool.ts";
 import { RootfsBuilder } from "./tree.ts";
 
 export interface LoadedRootfs {
@@ -36,12 +34,6 @@ export interface LoadOptions {
   fileDataSink?: (source: ByteSource, spool: SpoolPolicy | null) => FileDataSink | null;
 }
 
-/** The spool file name for `spoolNear`: `.<basename>.spool-<pid>-<random>` in its directory. */
-export function spoolPathFor(spoolNear: string): string {
-  const abs = resolve(spoolNear);
-  return join(dirname(abs), `.${basename(abs)}.spool-${process.pid}-${Buffer.from(crypto.getRandomValues(new Uint8Array(6))).toString("hex")}`);
-}
-
 function once(fn: () => void): () => void {
   let done = false;
   return () => {
@@ -56,7 +48,8 @@ function once(fn: () => void): () => void {
  *
  * A file input is its own source: files reference their data offsets in the tar. Standard
  * input that is a regular file (`< x.tar`) is used the same way, read from offset 0. A pipe is
- * spooled to `.<basename>.spool-<pid>-<random>` next to `opts.spoolNear`, at the same offsets,
+ * parsed while it is spooled (src/io/spool.ts) to `.<basename>.spool-<pid>-<random>` next to
+ * `opts.spoolNear`, at the same offsets,
  * with all-zero 4 KiB blocks left as holes. The spool file is unlinked right after it is
  * created and lives on only through its open descriptor, so nothing is left on disk after
  * cleanup(), after an error, or even after the process is killed.
@@ -96,30 +89,26 @@ export async function loadRootfsTar(input: string, opts: LoadOptions): Promise<L
 
   // node:tty only when it can matter: loading it costs milliseconds on every run.
   if (fstatSync(0).isCharacterDevice() && (await import("node:tty")).isatty(0)) throw new TarError(null, "refusing to read a tar from a terminal (pipe one in, or give a file)");
-  const spoolPath = spoolPathFor(opts.spoolNear);
-  let spoolFd: number;
+  const spoolPath = spoolPathNear(opts.spoolNear, "spool");
+  let spool: Spool;
   try {
-    spoolFd = openSync(spoolPath, "wx+", 0o600);
+    spool = Spool.create(spoolPath);
   } catch (e) {
-    throw new TarError(null, `cannot create spool file ${spoolPath}: ${(e as Error).message}`);
+    throw new TarError(null, (e as Error).message);
   }
-  try {
-    unlinkSync(spoolPath);
-  } catch (e) {
-    closeSync(spoolFd);
-    throw new TarError(null, `cannot unlink spool file ${spoolPath}: ${(e as Error).message}`);
-  }
-  const spoolSource = new FdByteSource(spoolFd, `spool of standard input (${spoolPath}, unlinked)`);
-  const spool = new Spool(spoolFd);
+  const spoolSource = new FdByteSource(spool.fd, `spool of standard input (${spoolPath}, unlinked)`);
   try {
     // A sink that holds the file bytes (SpoolPolicy) spares the spool that data.
     const policy = new SpoolPolicy((bytes, offset) => spool.writeBack(bytes, offset));
     attachSink(spoolSource, policy);
-    const spoolNeeded = () => policy.spoolsChunks;
-    const stdin = fstatSync(0);
-    if (stdin.isFIFO()) growPipeBuffer(0);
-    if (stdin.isFIFO() || stdin.isSocket()) spoolAndParseFd(0, parser, spool, spoolNeeded);
-    else await spoolAndParse(Bun.stdin.stream(), parser, spool, spoolNeeded);
+    await spoolStream(standardInput({ blocking: true }), spool, {
+      observe: (chunk) => {
+        parser.push(chunk);
+        return !parser.ended;
+      },
+      spoolChunk: () => policy.spoolsChunks,
+    });
+    parser.end();
     try {
       await spool.close();
     } catch (e) {
@@ -128,7 +117,7 @@ export async function loadRootfsTar(input: string, opts: LoadOptions): Promise<L
   } catch (e) {
     await spool.stop();
     spoolSource.close();
-    throw e;
+    throw e instanceof SpoolInputError ? new TarError(null, e.message) : e;
   }
   return { root: builder.root, sources: [spoolSource], identity: parser.identity(), spooledBytes: spool.bytesWritten, cleanup: once(() => spoolSource.close()) };
 }

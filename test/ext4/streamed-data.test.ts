@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { Ext4ImageWriter, writeExt4Image, type WriteStats } from "../../src/ext4/index.ts";
 import { loadRootfsTar, TarParser, type TarEntry } from "../../src/tar/index.ts";
 import { FdByteSource } from "../../src/tar/source.ts";
-import { Spool } from "../../src/tar/spool.ts";
+import { Spool } from "../../src/io/spool.ts";
 import { ZeroBlockScanner } from "../../src/io/zeros.ts";
 import { predictionGeometry, StreamedFileData } from "../../src/ext4/streamed-data.ts";
 import { SpoolPolicy, type ByteSource } from "../../src/tree/index.ts";
