@@ -14,9 +14,18 @@ import type { ResolvedImage } from "../oci/index.ts";
 import { Spool, SpoolInputError, spoolPathNear, spoolStream } from "../io/spool.ts";
 import { FdByteSource, TarError, TarParser, type TarEntry } from "../tar/index.ts";
 import { SpoolPolicy, type ByteSource, type FsNode } from "../tree/index.ts";
+import type { IoOptions } from "../io/options.ts";
 import type { PullListener } from "./events.ts";
 
-export interface BuildRequest {
+/** What every build of one service shares: the settings the CLI (or the daemon's start-up) resolved. */
+export interface BuildSettings {
+  /** How layers are spooled and the image written (O_DIRECT, copy_file_range, O_TMPFILE). */
+  io?: IoOptions;
+  /** Gets one line per write phase with its wall and CPU milliseconds (BANGER_TIMING). */
+  timing?: (line: string) => void;
+}
+
+export interface BuildRequest extends BuildSettings {
   image: ResolvedImage;
   /** The ext4 file to create (inside the image's staging directory); nothing is left there on failure. */
   out: string;
@@ -51,7 +60,7 @@ interface UnpackedLayer {
 export async function buildRootfs(req: BuildRequest): Promise<BuildResult> {
   const { image } = req;
   checkAborted(req.signal, image.source);
-  const writer = Ext4ImageWriter.open({ out: req.out, size: req.sizeBytes, timestamp: req.timestamp, metadataCsum: true, likelyDataBytes: likelyBytes(image) });
+  const writer = Ext4ImageWriter.open({ out: req.out, size: req.sizeBytes, timestamp: req.timestamp, metadataCsum: true, likelyDataBytes: likelyBytes(image), io: req.io, timing: req.timing });
   const layers: UnpackedLayer[] = [];
   try {
     req.progress?.({ type: "phase", phase: "unpack", detail: `${image.layers.length} layer${image.layers.length === 1 ? "" : "s"}` });
@@ -146,7 +155,7 @@ async function unpackLayer(req: BuildRequest, i: number, signal: AbortSignal, wr
   const entries: TarEntry[] = [];
   const parser = new TarParser((e) => entries.push(e));
   // Beside the image, unlinked: nothing is left behind, even by a killed process.
-  const spool = Spool.create(spoolPathNear(req.out, `layer${i}`));
+  const spool = Spool.create(spoolPathNear(req.out, `layer${i}`), { io: req.io });
   const source = new FdByteSource(spool.fd, `spool of layer ${i + 1} (unlinked)`);
   try {
     // A sink that holds the file bytes (SpoolPolicy) spares the spool that data.

@@ -1,7 +1,9 @@
 // The one place the daemon's services are put together. The CLI (and later the daemon's
-// start-up) calls this with the process environment; everything below takes options.
+// start-up) calls this with the process environment (for the XDG directories and the Docker
+// credentials) and the settings it resolved from it (src/cli/env.ts); everything below takes
+// options.
 import { BlobCache, dockerConfigCredentials, type SourceOptions } from "../oci/index.ts";
-import { buildRootfs, type RootfsBuilderFn } from "./build-image.ts";
+import { buildRootfs, type BuildSettings, type RootfsBuilderFn } from "./build-image.ts";
 import { ImageService } from "./image-service.ts";
 import { bangerPaths, type BangerPaths, type Env } from "./paths.ts";
 import { SqliteImageStore } from "./store.ts";
@@ -16,6 +18,8 @@ export interface Services {
 
 export interface ServiceOverrides {
   build?: RootfsBuilderFn;
+  /** I/O settings and timing lines for every image build. */
+  buildSettings?: BuildSettings;
   sourceOptions?: SourceOptions;
   log?: (message: string) => void;
 }
@@ -28,6 +32,6 @@ export function createServices(env: Env, overrides: ServiceOverrides = {}): Serv
     credentials: dockerConfigCredentials({ env }),
     ...overrides.sourceOptions,
   };
-  const images = new ImageService({ paths, store, cache, build: overrides.build ?? buildRootfs, sourceOptions, log: overrides.log });
+  const images = new ImageService({ paths, store, cache, build: overrides.build ?? buildRootfs, buildSettings: overrides.buildSettings, sourceOptions, log: overrides.log });
   return { paths, store, cache, images, close: () => store.close() };
 }

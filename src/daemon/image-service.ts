@@ -11,7 +11,7 @@ import fs from "node:fs";
 import path from "node:path";
 import type { BlobCache, ImageSource, Platform, ResolvedImage, SourceOptions } from "../oci/index.ts";
 import { formatPlatform } from "../oci/index.ts";
-import type { RootfsBuilderFn } from "./build-image.ts";
+import type { BuildSettings, RootfsBuilderFn } from "./build-image.ts";
 import type { PullListener } from "./events.ts";
 import { listExt4Dir, type ImageDirEntry } from "./image-ls.ts";
 import { defaultImageName, nameProblem, openSource } from "./image-names.ts";
@@ -36,6 +36,8 @@ export interface ImageServiceOptions {
   store: ImageStore;
   cache: BlobCache;
   build: RootfsBuilderFn;
+  /** Handed to every build (I/O settings, timing lines). */
+  buildSettings?: BuildSettings;
   /** Registry credentials, insecure registries, stdin... (the cache is always `cache`). */
   sourceOptions?: SourceOptions;
   /** Where reconcile and cleanup failures are reported. */
@@ -128,6 +130,7 @@ export class ImageService {
   private readonly store: ImageStore;
   private readonly cache: BlobCache;
   private readonly build: RootfsBuilderFn;
+  private readonly buildSettings: BuildSettings;
   private readonly sourceOptions: SourceOptions;
   private readonly log: (message: string) => void;
   private readonly now: () => Date;
@@ -139,6 +142,7 @@ export class ImageService {
     this.store = opts.store;
     this.cache = opts.cache;
     this.build = opts.build;
+    this.buildSettings = opts.buildSettings ?? {};
     this.sourceOptions = opts.sourceOptions ?? {};
     this.log = opts.log ?? (() => {});
     this.now = opts.now ?? (() => new Date());
@@ -209,7 +213,7 @@ export class ImageService {
       req.signal?.throwIfAborted();
 
       const out = path.join(staging, "rootfs.ext4");
-      const built = await this.build({ image, out, sizeBytes: req.sizeBytes, timestamp: req.timestamp, signal: req.signal, progress: req.progress });
+      const built = await this.build({ ...this.buildSettings, image, out, sizeBytes: req.sizeBytes, timestamp: req.timestamp, signal: req.signal, progress: req.progress });
       req.signal?.throwIfAborted();
       // The image is built: the source (and the disk space of a stdin spool) can go before publishing.
       const resolved = image;

@@ -21,6 +21,7 @@ import { appendExtents, type ExtentList } from "./extents.ts";
 import type { Geometry } from "./geometry.ts";
 import type { PlannedInode } from "./plan.ts";
 import { type BlockTarget, fdReader } from "../io/block-io.ts";
+import type { IoOptions } from "../io/options.ts";
 import { StagedBlockWriter, type StagedWriteStats } from "../io/staged-writer.ts";
 
 const BS = C.BLOCK_SIZE;
@@ -123,9 +124,10 @@ export class StreamedFileData implements FileDataSink {
     private readonly outFd: number,
     geometry: Geometry,
     private readonly spool: SpoolPolicy | null = null,
+    io: IoOptions = {},
   ) {
     this.alloc = new BlockAllocator(geometry);
-    this.writer = new StagedBlockWriter(outFd, BS);
+    this.writer = new StagedBlockWriter(outFd, BS, io);
     if (spool) {
       this.placements = new Float64Array(3 * 1024);
       spool.hold();

@@ -27,12 +27,17 @@ import { encodeSuperblock } from "./superblock.ts";
 import { sealXattrBlock } from "./xattrs.ts";
 import { crc32c } from "./crc32c.ts";
 import { CopyStream } from "../io/copy-stream.ts";
+import type { IoOptions } from "../io/options.ts";
 import { copyRange } from "../io/copy-range.ts";
 import { createTempOutput, type TempOutput } from "../io/temp-output.ts";
 import { BlockSink, type BlockTarget, SourceWindow, writeAll } from "../io/block-io.ts";
 
 export interface WriteImageOptions extends Ext4Options {
   out: string;
+  /** How the image is written where there is a choice (O_TMPFILE, O_DIRECT, copy_file_range). */
+  io?: IoOptions;
+  /** Gets one line per phase with its wall and CPU milliseconds (the CLI prints them under BANGER_TIMING). */
+  timing?: (line: string) => void;
 }
 
 export interface WriteStats {
@@ -76,7 +81,7 @@ interface FileDataCopy {
  * once phase 2 is done, because bulk copies measured a third slower from a Bun worker (8 GiB:
  * 22 s vs 16 s). The rest (in-memory bytes, sources without a file) is written now through the sink.
  */
-function startFileData(plan: Ext4Plan, sources: ByteSource[], sink: BlockTarget, outFd: number, skipSource: number): FileDataCopy {
+function startFileData(plan: Ext4Plan, sources: ByteSource[], sink: BlockTarget, outFd: number, skipSource: number, io: IoOptions): FileDataCopy {
   const skipped = (p: PlannedInode) => p.node.data !== undefined && !p.node.bytes && p.node.data.source === skipSource;
   const limits = new Map<number, number>();
   for (const p of plan.dataOrder) {
@@ -91,7 +96,7 @@ function startFileData(plan: Ext4Plan, sources: ByteSource[], sink: BlockTarget,
     if (!source) throw new Error(`file data refers to source ${index}, but only ${sources.length} sources were given`);
     const fd = source.regularFileFd?.() ?? null;
     if (fd !== null) {
-      copiers.set(index, new CopyStream(fd, outFd, BS));
+      copiers.set(index, new CopyStream(fd, outFd, BS, io));
       largeJobs.set(index, []);
     } else {
       windows.set(index, new SourceWindow(source, limit));
@@ -128,7 +133,7 @@ function startFileData(plan: Ext4Plan, sources: ByteSource[], sink: BlockTarget,
   for (const copier of copiers.values()) copier.flush();
   return {
     async finish() {
-      for (const [index, jobs] of largeJobs) copyLargeExtents(sources[index]!, outFd, jobs);
+      for (const [index, jobs] of largeJobs) copyLargeExtents(sources[index]!, outFd, jobs, io);
       await Promise.all([...copiers.values()].map((c) => c.finish()));
     },
     async stop() {
@@ -137,13 +142,14 @@ function startFileData(plan: Ext4Plan, sources: ByteSource[], sink: BlockTarget,
   };
 }
 
-/** Copies [srcOffset, dstOffset, length, ...] in the kernel, or with 8 MiB reads and writes where refused. */
-function copyLargeExtents(source: ByteSource, outFd: number, jobs: number[]): void {
+/** Copies [srcOffset, dstOffset, length, ...] in the kernel, or with 8 MiB reads and writes where refused (or told not to). */
+function copyLargeExtents(source: ByteSource, outFd: number, jobs: number[], io: IoOptions): void {
   const srcFd = source.regularFileFd!()!;
+  const kernel = io.copyFileRange !== false;
   let buf: Uint8Array | null = null;
   for (let i = 0; i < jobs.length; i += 3) {
     const [src, dst, length] = [jobs[i]!, jobs[i + 1]!, jobs[i + 2]!];
-    if (copyRange(srcFd, src, outFd, dst, length)) continue;
+    if (kernel && copyRange(srcFd, src, outFd, dst, length)) continue;
     buf ??= new Uint8Array(8 << 20);
     for (let done = 0; done < length; done += buf.length) {
       const n = Math.min(buf.length, length - done);
@@ -406,7 +412,7 @@ export class Ext4ImageWriter {
     // Before the output exists or any geometry is sized from it (a huge --size allocated GiBs).
     checkImageSize(options.size);
     try {
-      return new Ext4ImageWriter(options, createTempOutput(options.out));
+      return new Ext4ImageWriter(options, createTempOutput(options.out, options.io));
     } catch (err) {
       throw new Error(`cannot create the image next to ${options.out}: ${(err as Error).message}`);
     }
@@ -422,7 +428,7 @@ export class Ext4ImageWriter {
   fileDataSink(source: ByteSource, spool: SpoolPolicy | null = null): FileDataSink | null {
     if (this.streamed) return null;
     const likelyBytes = this.options.size ?? Math.max(MIN_LIKELY_BYTES, (this.options.likelyDataBytes ?? 0) * 1.25);
-    this.streamed = new StreamedFileData(source, this.output.fd, predictionGeometry(Math.ceil(likelyBytes / BS)), spool);
+    this.streamed = new StreamedFileData(source, this.output.fd, predictionGeometry(Math.ceil(likelyBytes / BS)), spool, this.options.io);
     return this.streamed;
   }
 
@@ -440,13 +446,14 @@ export class Ext4ImageWriter {
   }
 
   private async write(root: FsNode, sources: ByteSource[], identity?: Uint8Array): Promise<WriteStats> {
-    // BANGER_TIMING=1 prints wall and CPU milliseconds per phase (for profiling, see bench/).
+    // Wall and CPU milliseconds per phase, for profiling (see bench/).
     let cpu0 = process.cpuUsage();
-    const timing = process.env.BANGER_TIMING
+    const report = this.options.timing;
+    const timing = report
       ? (label: string, t0: number) => {
           const cpu = process.cpuUsage(cpu0);
           cpu0 = process.cpuUsage();
-          console.error(`${label}: ${(performance.now() - t0).toFixed(0)} ms wall, ${((cpu.user + cpu.system) / 1000).toFixed(0)} ms cpu`);
+          report(`${label}: ${(performance.now() - t0).toFixed(0)} ms wall, ${((cpu.user + cpu.system) / 1000).toFixed(0)} ms cpu`);
         }
       : null;
     let t0 = performance.now();
@@ -471,9 +478,9 @@ export class Ext4ImageWriter {
         await streamed.restoreSource();
         ftruncateSync(fd, 0); // drop what was copied, so unused blocks read as zeros
       }
-      if (timing) {
+      if (report) {
         const what = streamedSource >= 0 ? "kept" : `discarded (${streamed.failure})`;
-        console.error(`file data streamed while reading: ${streamed.files} files, ${(streamed.bytes / 1048576).toFixed(1)} MiB, ${what}; ${streamed.waitedMs.toFixed(0)} ms waiting for the disk`);
+        report(`file data streamed while reading: ${streamed.files} files, ${(streamed.bytes / 1048576).toFixed(1)} MiB, ${what}; ${streamed.waitedMs.toFixed(0)} ms waiting for the disk`);
       }
     }
     const streamedReport: StreamedDataReport | null = streamed
@@ -482,7 +489,7 @@ export class Ext4ImageWriter {
 
     ftruncateSync(fd, g.blocksCount * BS);
     const sink = (streamedSource >= 0 ? streamed!.metadataTarget() : null) ?? new BlockSink(fd, BS);
-    this.fileCopy = startFileData(plan, sources, sink, fd, streamedSource);
+    this.fileCopy = startFileData(plan, sources, sink, fd, streamedSource, options.io ?? {});
     const usage = writeInodes(plan, sink);
     timing?.("inodes: content, extent trees, tables (file data copying meanwhile)", t0);
     t0 = performance.now();

@@ -14,6 +14,7 @@
 import { closeSync, fstatSync, ftruncateSync, openSync, readSync, unlinkSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { writeAll } from "./block-io.ts";
+import type { IoOptions } from "./options.ts";
 import { growPipeBuffer } from "./pipe.ts";
 import { StagedBlockWriter } from "./staged-writer.ts";
 import { isZeroRange, ZERO_BLOCK_SIZE as BS } from "./zeros.ts";
@@ -41,6 +42,7 @@ export interface SpoolOptions {
    * Spools read back only in part, if at all, keep them.
    */
   readSoon?: boolean;
+  io?: IoOptions;
 }
 
 export class Spool {
@@ -58,7 +60,7 @@ export class Spool {
     readonly fd: number,
     opts: SpoolOptions = {},
   ) {
-    this.writer = opts.readSoon ? null : new StagedBlockWriter(fd, BS);
+    this.writer = opts.readSoon ? null : new StagedBlockWriter(fd, BS, opts.io);
   }
 
   /** A spool in a new file at `path`, unlinked at once (see the top of this file). */

@@ -2,6 +2,7 @@
 // while it is spooled: src/io/spool.ts, with the parser as its observer.)
 
 import { fstatSync, readSync } from "node:fs";
+import type { IoOptions } from "../io/options.ts";
 import { forEachMappedWindow } from "./mapped-read.ts";
 import type { TarParser } from "./reader.ts";
 
@@ -10,11 +11,12 @@ export const CHUNK_SIZE = 4 << 20;
 
 /**
  * Passes the tar in `fd` from offset 0 to its end (or its end marker) through `parser`, then
- * calls parser.end(): through mapped windows where possible (mapped-read.ts), else with reads.
+ * calls parser.end(): through mapped windows where possible (mapped-read.ts) and not turned off
+ * (`io.mmap`), else with reads.
  */
-export function parseTarFd(fd: number, parser: TarParser, chunkSize = CHUNK_SIZE): void {
+export function parseTarFd(fd: number, parser: TarParser, io: IoOptions = {}, chunkSize = CHUNK_SIZE): void {
   const size = fstatSync(fd).size;
-  const mapped = size > 0 ? forEachMappedWindow(fd, size, (window) => {
+  const mapped = size > 0 && io.mmap !== false ? forEachMappedWindow(fd, size, (window) => {
     parser.push(window);
     return !parser.ended;
   }) : 0;

@@ -6,6 +6,7 @@ import { TarError } from "./errors.ts";
 import { parseTarFd } from "./input.ts";
 import { TarParser } from "./reader.ts";
 import { FdByteSource } from "./source.ts";
+import type { IoOptions } from "../io/options.ts";
 import { Spool, SpoolInputError, spoolPathNear, spoolStream, standardInput } from "../io/spool.ts";
 import { RootfsBuilder } from "./tree.ts";
 
@@ -24,6 +25,8 @@ export interface LoadedRootfs {
 export interface LoadOptions {
   /** Standard input is spooled to a hidden file in this path's directory (the output image's). */
   spoolNear: string;
+  /** How the tar is read and the spool written (mmap, O_DIRECT). */
+  io?: IoOptions;
   /**
    * Once the tar's byte source exists (before any of it is parsed), may return a sink that then
    * receives every regular file's data as it goes by and finds its zero blocks (see
@@ -79,7 +82,7 @@ export async function loadRootfsTar(input: string, opts: LoadOptions): Promise<L
     try {
       if (!fromStdin && !fstatSync(fd).isFile()) throw new TarError(null, `${input} is not a regular file`);
       attachSink(opened, null);
-      parseTarFd(fd, parser);
+      parseTarFd(fd, parser, opts.io);
     } catch (e) {
       opened.close();
       throw e;
@@ -92,7 +95,7 @@ export async function loadRootfsTar(input: string, opts: LoadOptions): Promise<L
   const spoolPath = spoolPathNear(opts.spoolNear, "spool");
   let spool: Spool;
   try {
-    spool = Spool.create(spoolPath);
+    spool = Spool.create(spoolPath, { io: opts.io });
   } catch (e) {
     throw new TarError(null, (e as Error).message);
   }

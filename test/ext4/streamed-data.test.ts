@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { Ext4ImageWriter, writeExt4Image, type WriteStats } from "../../src/ext4/index.ts";
 import { loadRootfsTar, TarParser, type TarEntry } from "../../src/tar/index.ts";
 import { FdByteSource } from "../../src/tar/source.ts";
+import type { IoOptions } from "../../src/io/options.ts";
 import { Spool } from "../../src/io/spool.ts";
 import { ZeroBlockScanner } from "../../src/io/zeros.ts";
 import { predictionGeometry, StreamedFileData } from "../../src/ext4/streamed-data.ts";
@@ -44,11 +45,12 @@ function mixedTar(extra?: (t: TarBuilder) => void): Uint8Array {
   return t.end();
 }
 
-async function streamed(tarPath: string, out: string, opts: { size?: number; likelyDataBytes?: number } = {}): Promise<WriteStats> {
+async function streamed(tarPath: string, out: string, opts: { size?: number; likelyDataBytes?: number; io?: IoOptions } = {}): Promise<WriteStats> {
   const writer = Ext4ImageWriter.open({ out, metadataCsum: true, ...opts });
   const loaded = await loadRootfsTar(tarPath, {
     spoolNear: out,
-    fileDataSink: (source) => writer.fileDataSink(source),
+    io: opts.io,
+    fileDataSink: (source, spool) => writer.fileDataSink(source, spool),
   });
   try {
     return await writer.finish(loaded.root, loaded.sources, loaded.identity);
@@ -148,13 +150,7 @@ test("without direct I/O (BANGER_NO_DIRECT_IO, or a filesystem that refuses it) 
   writeFileSync(tar, mixedTar());
   const a = join(work, "buffered-streamed.img");
   const b = join(work, "buffered-unstreamed.img");
-  process.env.BANGER_NO_DIRECT_IO = "1";
-  let stats: WriteStats;
-  try {
-    stats = await streamed(tar, a, { size: 64 << 20 });
-  } finally {
-    delete process.env.BANGER_NO_DIRECT_IO;
-  }
+  const stats = await streamed(tar, a, { size: 64 << 20, io: { directIo: false } }); // what BANGER_NO_DIRECT_IO sets
   await unstreamed(tar, b, { size: 64 << 20 });
   expect(stats.streamed).toMatchObject({ kept: true, directWrites: 0 });
   expect(stats.streamed!.bufferedWrites).toBeGreaterThan(0);
