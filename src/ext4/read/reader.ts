@@ -1,11 +1,13 @@
 // ext4 reader: an independent check on the writer, built from the on-disk format docs
-// (Documentation/filesystems/ext4/*). Positional reads only; nothing is mounted.
+// (Documentation/filesystems/ext4/*). Positional reads only; nothing is mounted. Ext4Reader
+// exposes the on-disk structures (for tests that check them); index.ts gives everyone else
+// a narrow handle over it (openExt4Image).
 // Handles any block size, 32/64-byte group descriptors, meta_bg GDT placement, extent trees of
 // any depth and old block maps, linear and htree directories, fast/slow symlinks, in-inode and
 // block xattrs (and EA-inode values), POSIX ACLs (returned in the VFS format).
 import { closeSync, openSync, readSync } from "node:fs";
-import type { FsNode, NodeKind } from "../tree/types.ts";
-import { displayName } from "../tree/names.ts";
+import type { FsNode, NodeKind } from "../../tree/types.ts";
+import { displayName } from "../../tree/names.ts";
 import {
   INCOMPAT_64BIT,
   INCOMPAT_FILETYPE,
@@ -21,24 +23,15 @@ import {
   S_IFREG,
   S_IFSOCK,
   SUPERBLOCK_OFFSET,
-} from "./constants.ts";
-import { ext4AclToVfs } from "./acl.ts";
-import { u32 } from "./read/bytes.ts";
-import { parseDirBlock, type DirEntry } from "./read/dir.ts";
-import { walkBlockMap, walkExtents, type Extent, type ExtentNode } from "./read/extents.ts";
-import { groupHasSuperblock, parseGroupDesc, type GroupDesc } from "./read/group.ts";
-import { parseInode, type Inode } from "./read/inode.ts";
-import { INCOMPAT_META_BG, parseSuperblock, SUPERBLOCK_SIZE, type Superblock } from "./read/superblock.ts";
-import { parseInodeXattrs, parseXattrBlock, type XattrEntry } from "./read/xattr.ts";
-
-export type { Superblock } from "./read/superblock.ts";
-export type { GroupDesc } from "./read/group.ts";
-export type { Inode } from "./read/inode.ts";
-export type { Extent } from "./read/extents.ts";
-export type { DirEntry } from "./read/dir.ts";
-export { verifyChecksums } from "./read/checksums.ts";
-export { checkDirIndex, verifyDirIndex } from "./read/htree.ts";
-export { dirHash } from "./read/dirhash.ts";
+} from "../constants.ts";
+import { ext4AclToVfs } from "../acl.ts";
+import { u32 } from "./bytes.ts";
+import { parseDirBlock, type DirEntry } from "./dir.ts";
+import { walkBlockMap, walkExtents, type Extent, type ExtentNode } from "./extents.ts";
+import { groupHasSuperblock, parseGroupDesc, type GroupDesc } from "./group.ts";
+import { parseInode, type Inode } from "./inode.ts";
+import { INCOMPAT_META_BG, parseSuperblock, SUPERBLOCK_SIZE, type Superblock } from "./superblock.ts";
+import { parseInodeXattrs, parseXattrBlock, type XattrEntry } from "./xattr.ts";
 
 const INODE_FLAG_INLINE_DATA = 0x10000000;
 const BLOCK_CACHE_LIMIT = 4096;
