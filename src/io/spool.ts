@@ -8,7 +8,8 @@
 //   nothing is left on disk after an error, an interrupt or even a killed process.
 // - All-zero 4 KiB blocks are left as holes: a 100 GiB sparse member costs no disk.
 // - The writes go through a StagedBlockWriter: off this thread and, where allowed, O_DIRECT, so
-//   spooling a rootfs neither fills the page cache nor stalls the reader on dirty-page throttling.
+//   spooling a rootfs neither fills the page cache nor stalls the reader on dirty-page throttling
+//   (except for a spool read back whole right away: SpoolOptions.readSoon).
 // - Whoever reads the stream may leave chunks out (spoolStream's spoolChunk: a SpoolPolicy
 //   whose sink holds the file bytes) and write bytes back later (writeBack).
 import { closeSync, fstatSync, ftruncateSync, openSync, readSync, unlinkSync } from "node:fs";
@@ -38,7 +39,7 @@ export interface SpoolOptions {
    * The whole spool is read back right after it is written (the `-` image source, hashed and
    * then unpacked): plain writes on this thread, through the page cache, so that reading it
    * back finds it there. The staged O_DIRECT writes measured the Debian rootfs piped to `image
-   * pull -` 1.05 -> 1.6 s (read back from the disk), and their buffers cost ~40 MB of memory.
+   * pull -` 1.05 -> 1.6 s (read back from the disk), and their slots take 34 MiB of memory.
    * Spools read back only in part, if at all, keep them.
    */
   readSoon?: boolean;
