@@ -11,17 +11,14 @@
 //   6. publish the image under its name, and close the spools;
 //   7. write the work seed (the image's /root) beside it, read back from the finished rootfs.
 // Every layer is read exactly once; shadowed and deleted files are never copied.
-import { closeSync, openSync, unlinkSync } from "node:fs";
-import { basename, dirname, join } from "node:path";
 import { Ext4ImageWriter, type WriteStats } from "../ext4/index.ts";
 import { LayerMerger } from "../merge/index.ts";
 import type { ResolvedImage } from "../oci/index.ts";
-import { FdByteSource, TarParser, type TarEntry } from "../tar/index.ts";
-import type { TarFileDataSink } from "../tar/reader.ts";
-import { spoolAndParse } from "../tar/input.ts";
-import { Spool } from "../tar/spool.ts";
+import { Spool, SpoolInputError, spoolPathNear, spoolStream } from "../io/spool.ts";
+import { FdByteSource, TarError, TarParser, type TarEntry } from "../tar/index.ts";
+import { SpoolPolicy, type ByteSource, type Timestamp } from "../tree/index.ts";
+import type { IoOptions } from "../io/options.ts";
 import { detectInit, guestLayer, kernelCommandLine, type GuestAssets, type InitChoice, type InitKind } from "../inject/index.ts";
-import type { ByteSource, Timestamp } from "../tree/index.ts";
 import type { PullListener } from "./events.ts";
 import { writeWorkSeed } from "./work-seed.ts";
 
@@ -34,7 +31,15 @@ export interface GuestSetup {
   workSeedOut?: string;
 }
 
-export interface BuildRequest {
+/** What every build of one service shares: the settings the CLI (or the daemon's start-up) resolved. */
+export interface BuildSettings {
+  /** How layers are spooled and the image written (O_DIRECT, copy_file_range, O_TMPFILE). */
+  io?: IoOptions;
+  /** Gets one line per write phase with its wall and CPU milliseconds (BANGER_TIMING). */
+  timing?: (line: string) => void;
+}
+
+export interface BuildRequest extends BuildSettings {
   image: ResolvedImage;
   /** The ext4 file to create (inside the image's staging directory); nothing is left there on failure. */
   out: string;
@@ -84,7 +89,7 @@ interface UnpackedLayer {
 export async function buildRootfs(req: BuildRequest): Promise<BuildResult> {
   const { image } = req;
   checkAborted(req.signal, image.source);
-  const writer = Ext4ImageWriter.open({ out: req.out, size: req.sizeBytes, timestamp: req.timestamp, metadataCsum: true, likelyDataBytes: likelyBytes(image) });
+  const writer = Ext4ImageWriter.open({ out: req.out, size: req.sizeBytes, timestamp: req.timestamp, metadataCsum: true, likelyDataBytes: likelyBytes(image), io: req.io, timing: req.timing });
   const layers: UnpackedLayer[] = [];
   try {
     req.progress?.({ type: "phase", phase: "unpack", detail: `${image.layers.length} layer${image.layers.length === 1 ? "" : "s"}` });
@@ -177,37 +182,32 @@ async function unpackLayers(req: BuildRequest, writer: Ext4ImageWriter): Promise
   }
 }
 
-/** An unlinked file beside the image: nothing is left behind, even by a killed process. */
-function openSpoolFile(out: string, i: number): { fd: number; label: string } {
-  const path = join(dirname(out), `.${basename(out)}.layer${i}-${process.pid}-${Date.now().toString(36)}`);
-  const fd = openSync(path, "wx+", 0o600);
-  try {
-    unlinkSync(path);
-  } catch (e) {
-    closeSync(fd);
-    throw e;
-  }
-  return { fd, label: `spool of layer ${i + 1} (unlinked)` };
-}
-
 async function unpackLayer(req: BuildRequest, i: number, signal: AbortSignal, writer: Ext4ImageWriter | null): Promise<UnpackedLayer> {
   const { image } = req;
   const label = layerLabel(image, i);
   const entries: TarEntry[] = [];
   const parser = new TarParser((e) => entries.push(e));
-  const spoolFile = openSpoolFile(req.out, i);
-  const source = new FdByteSource(spoolFile.fd, spoolFile.label);
-  const spool = new Spool(spoolFile.fd);
+  // Beside the image, unlinked: nothing is left behind, even by a killed process.
+  const spool = Spool.create(spoolPathNear(req.out, `layer${i}`), { io: req.io });
+  const source = new FdByteSource(spool.fd, `spool of layer ${i + 1} (unlinked)`);
   try {
-    const sink: TarFileDataSink | null = writer?.fileDataSink(source) ?? null;
+    // A sink that holds the file bytes (SpoolPolicy) spares the spool that data.
+    const policy = new SpoolPolicy((bytes, offset) => spool.writeBack(bytes, offset));
+    const sink = writer?.fileDataSink(source, policy) ?? null;
     if (sink) parser.useFileDataSink(sink);
-    // A sink that can put its data back into the spool spares the spool that data.
-    const spoolNeeded = sink?.recordForRestore?.() ? () => sink.holdsAllData !== true : () => true;
     const stream = counted(image.openLayer(i), signal, (bytes, ended) => req.progress?.({ type: "unpack", index: i, bytes, done: ended }));
     try {
-      await spoolAndParse(stream, parser, spool, spoolNeeded, undefined, label);
+      await spoolStream(stream, spool, {
+        observe: (chunk) => {
+          parser.push(chunk);
+          return !parser.ended;
+        },
+        spoolChunk: () => policy.spoolsChunks,
+        what: label,
+      });
+      parser.end();
     } catch (err) {
-      throw withPrefix(err, label);
+      throw withPrefix(layerReadError(err), label);
     }
     await spool.close();
     // A spool's writer holds 34 MiB of shared slots that only a collection frees; left to the
@@ -293,11 +293,17 @@ async function finishGuest(req: BuildRequest, guest: { choice: InitChoice; injec
   let workSeedPath: string | null = null;
   const seedOut = req.guest?.workSeedOut;
   if (seedOut) {
-    const seed = await writeWorkSeed(req.out, seedOut, { timestamp: req.timestamp, identity: imageIdentity(req.image) });
+    const seed = await writeWorkSeed(req.out, seedOut, { timestamp: req.timestamp, identity: imageIdentity(req.image), io: req.io });
     if (seed.written) workSeedPath = seedOut;
     else warnings.push(seed.warning);
   }
   return { init: guest.choice.kind, imageInit: guest.choice.imageInit, kernelCmdline: kernelCommandLine(guest.choice.kind), injected: guest.injected, workSeedPath, warnings };
+}
+
+/** A layer's own read errors (digest, decompression) already say which layer and why: those as they are. */
+function layerReadError(err: unknown): unknown {
+  if (!(err instanceof SpoolInputError)) return err;
+  return err.cause instanceof Error ? err.cause : new TarError(null, err.message);
 }
 
 /** Names the layer in an error that does not already (tar errors name only the member). */

@@ -1,9 +1,11 @@
 // The one place the daemon's services are put together. The CLI (and later the daemon's
-// start-up) calls this with the process environment; everything below takes options.
+// start-up) calls this with the process environment (for the XDG directories and the Docker
+// credentials) and the settings it resolved from it (src/cli/env.ts); everything below takes
+// options.
 import { BlobCache, dockerConfigCredentials, type SourceOptions } from "../oci/index.ts";
 import path from "node:path";
 import { GUEST_ASSETS } from "../inject/index.ts";
-import { buildRootfs, type RootfsBuilderFn } from "./build-image.ts";
+import { buildRootfs, type BuildSettings, type RootfsBuilderFn } from "./build-image.ts";
 import { ImageService } from "./image-service.ts";
 import { bangerPaths, type BangerPaths, type Env } from "./paths.ts";
 import { ensureSshKey } from "./ssh-key.ts";
@@ -19,6 +21,8 @@ export interface Services {
 
 export interface ServiceOverrides {
   build?: RootfsBuilderFn;
+  /** I/O settings and timing lines for every image build. */
+  buildSettings?: BuildSettings;
   sourceOptions?: SourceOptions;
   log?: (message: string) => void;
 }
@@ -33,6 +37,6 @@ export function createServices(env: Env, overrides: ServiceOverrides = {}): Serv
   };
   // The SSH key is made at the first pull that needs it, not when any command starts.
   const guest = { assets: GUEST_ASSETS, authorizedKeys: () => ensureSshKey(path.join(paths.configDir, "ssh")).publicKey };
-  const images = new ImageService({ paths, store, cache, build: overrides.build ?? buildRootfs, sourceOptions, log: overrides.log, guest });
+  const images = new ImageService({ paths, store, cache, build: overrides.build ?? buildRootfs, buildSettings: overrides.buildSettings, sourceOptions, log: overrides.log, guest });
   return { paths, store, cache, images, close: () => store.close() };
 }

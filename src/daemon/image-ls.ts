@@ -1,7 +1,6 @@
 // `banger image ls`: one directory of an image's rootfs.ext4, read with our own ext4 reader
-// (no mount, no root). All use of the reader is in listExt4Dir, so a move of the reader
-// (src/ext4/read.ts -> src/ext4/read/index.ts) touches one import and one function.
-import { Ext4Reader, kindOfMode } from "../ext4/read.ts";
+// (no mount, no root), through its narrow handle (openExt4Image).
+import { openExt4Image } from "../ext4/read/index.ts";
 import { displayName, utf8ToName } from "../tree/names.ts";
 
 export interface ImageDirEntry {
@@ -53,37 +52,36 @@ export class ImageLsError extends Error {
  * by name without "." and ".."; for a path that is not a directory, that one entry (as `ls` does).
  */
 export function listExt4Dir(imageFile: string, dirPath: string): ImageDirEntry[] {
-  const r = Ext4Reader.open(imageFile);
+  const image = openExt4Image(imageFile);
   try {
     const entryOf = (ino: number, name: string): ImageDirEntry => {
-      const inode = r.inode(ino);
-      const type = kindOfMode(inode.mode) ?? "unknown";
+      const st = image.stat(ino);
+      const type = st.kind ?? "unknown";
       return {
         name: displayName(name),
         type,
-        mode: inode.mode,
-        modeString: modeString(inode.mode, type),
-        uid: inode.uid,
-        gid: inode.gid,
-        size: inode.size,
-        mtime: new Date(inode.mtime.sec * 1000 + Math.floor(inode.mtime.nsec / 1e6)).toISOString(),
-        ...(type === "symlink" ? { target: displayName(r.readLink(ino)) } : {}),
+        mode: st.mode,
+        modeString: modeString(st.mode, type),
+        uid: st.uid,
+        gid: st.gid,
+        size: st.size,
+        mtime: new Date(st.mtime.sec * 1000 + Math.floor(st.mtime.nsec / 1e6)).toISOString(),
+        ...(type === "symlink" ? { target: displayName(image.readlink(ino)) } : {}),
       };
     };
     let ino: number;
     try {
-      ino = r.lookup(utf8ToName(dirPath));
+      ino = image.lookup(utf8ToName(dirPath));
     } catch {
       throw new ImageLsError(`no such file or directory: ${dirPath}`);
     }
     const self = entryOf(ino, dirPath.split("/").filter(Boolean).pop() ?? "/");
     if (self.type !== "dir") return [self];
-    return r
-      .readDir(ino)
-      .filter((e) => e.name !== "." && e.name !== "..")
+    return image
+      .readdir(ino)
       .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
       .map((e) => entryOf(e.ino, e.name));
   } finally {
-    r.close();
+    image.close();
   }
 }

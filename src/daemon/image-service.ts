@@ -2,7 +2,7 @@
 // the start-up reconcile. Publishing is what keeps the store honest:
 //
 //   <images>/<id>.staging/          made before resolve (.owner names the live process doing it)
-//     rootfs.ext4, image.json       (and a spool of standard input while the pull runs)
+//     rootfs.ext4, image.json       (and unlinked spools of stdin and layers while the pull runs)
 //   rename -> <images>/<id>/        complete, still owned until its row exists
 //   INSERT row (name re-checked)    only now does the image exist for list/show
 //
@@ -12,7 +12,7 @@ import path from "node:path";
 import type { BlobCache, ImageSource, Platform, ResolvedImage, SourceOptions } from "../oci/index.ts";
 import { formatPlatform } from "../oci/index.ts";
 import type { GuestAssets } from "../inject/index.ts";
-import type { RootfsBuilderFn } from "./build-image.ts";
+import type { BuildSettings, RootfsBuilderFn } from "./build-image.ts";
 import type { PullListener } from "./events.ts";
 import { listExt4Dir, type ImageDirEntry } from "./image-ls.ts";
 import { defaultImageName, nameProblem, openSource } from "./image-names.ts";
@@ -38,6 +38,8 @@ export interface ImageServiceOptions {
   store: ImageStore;
   cache: BlobCache;
   build: RootfsBuilderFn;
+  /** Handed to every build (I/O settings, timing lines). */
+  buildSettings?: BuildSettings;
   /** Registry credentials, insecure registries, stdin... (the cache is always `cache`). */
   sourceOptions?: SourceOptions;
   /** Where reconcile and cleanup failures are reported. */
@@ -123,6 +125,7 @@ export class ImageService {
   private readonly store: ImageStore;
   private readonly cache: BlobCache;
   private readonly build: RootfsBuilderFn;
+  private readonly buildSettings: BuildSettings;
   private readonly sourceOptions: SourceOptions;
   private readonly log: (message: string) => void;
   private readonly now: () => Date;
@@ -135,6 +138,7 @@ export class ImageService {
     this.store = opts.store;
     this.cache = opts.cache;
     this.build = opts.build;
+    this.buildSettings = opts.buildSettings ?? {};
     this.sourceOptions = opts.sourceOptions ?? {};
     this.log = opts.log ?? (() => {});
     this.now = opts.now ?? (() => new Date());
@@ -152,8 +156,9 @@ export class ImageService {
     let source: ImageSource;
     let normalized: string;
     try {
-      // Standard input is spooled inside the staging dir, so whatever ends the pull (an error,
-      // an interrupt, a kill and the next reconcile) takes the spool with it.
+      // Standard input is spooled inside the staging dir, in a file unlinked from the start:
+      // whatever ends the pull (an error, an interrupt, a kill) takes the spool with it, and
+      // it is on the filesystem the image is built on.
       const tmpDir = this.sourceOptions.tmpDir ?? staging;
       ({ source, normalized } = openSource(req.source, { ...this.sourceOptions, tmpDir, cache: this.cache, signal: req.signal }));
     } catch (err) {
@@ -206,10 +211,10 @@ export class ImageService {
 
       const out = path.join(staging, "rootfs.ext4");
       const guest = this.guest && { assets: this.guest.assets, authorizedKeys: this.guest.authorizedKeys(), workSeedOut: path.join(staging, WORK_SEED_FILE) };
-      const built = await this.build({ image, out, sizeBytes: req.sizeBytes, timestamp: req.timestamp, signal: req.signal, progress: req.progress, guest });
+      const built = await this.build({ ...this.buildSettings, image, out, sizeBytes: req.sizeBytes, timestamp: req.timestamp, signal: req.signal, progress: req.progress, guest });
       for (const message of built.guest?.warnings ?? []) req.progress?.({ type: "warning", message });
       req.signal?.throwIfAborted();
-      // Before the rename: a stdin spool lives in the staging dir and must not be published.
+      // The image is built: the source (and the disk space of a stdin spool) can go before publishing.
       const resolved = image;
       image = undefined;
       await resolved.dispose();

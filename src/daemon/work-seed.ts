@@ -3,18 +3,22 @@
 // finished rootfs with banger's own reader (the layers' bytes may already be gone: a one-layer
 // pull streams them straight into the rootfs) and written with banger's own writer.
 import { Ext4ImageWriter } from "../ext4/index.ts";
-import { Ext4Reader } from "../ext4/read.ts";
-import { displayName, type FsNode } from "../tree/index.ts";
+import type { IoOptions } from "../io/options.ts";
+import { openExt4Image } from "../ext4/read/index.ts";
+import { walkTree, type FsNode } from "../tree/index.ts";
+
+/** ext4's root directory inode. */
+const ROOT_DIR_INO = 2;
 
 /** /root is dotfiles; a larger one is refused rather than read into memory. */
 export const WORK_SEED_MAX_BYTES = 256 << 20;
 
 export type WorkSeedResult = { written: true; bytes: number } | { written: false; warning: string };
 
-export async function writeWorkSeed(rootfs: string, out: string, opts: { timestamp?: number; identity?: Uint8Array } = {}): Promise<WorkSeedResult> {
+export async function writeWorkSeed(rootfs: string, out: string, opts: { timestamp?: number; identity?: Uint8Array; io?: IoOptions } = {}): Promise<WorkSeedResult> {
   const tree = readRootHome(rootfs);
   if ("warning" in tree) return { written: false, warning: tree.warning };
-  const writer = Ext4ImageWriter.open({ out, timestamp: opts.timestamp, metadataCsum: true });
+  const writer = Ext4ImageWriter.open({ out, timestamp: opts.timestamp, metadataCsum: true, io: opts.io });
   try {
     await writer.finish(tree.root, [], opts.identity);
   } catch (err) {
@@ -26,32 +30,23 @@ export async function writeWorkSeed(rootfs: string, out: string, opts: { timesta
 
 /** /root of the image as a tree with its files' bytes in memory, or why there is none. */
 function readRootHome(rootfs: string): { root: FsNode; bytes: number } | { warning: string } {
-  const r = Ext4Reader.open(rootfs);
+  const img = openExt4Image(rootfs);
   try {
-    const rootDir = r.readDir(2).find((e) => e.name === "root");
-    if (!rootDir) return { warning: "the image has no /root: no work seed was made" };
-    const top = r.nodeOf(rootDir.ino);
-    if (top.kind !== "dir") return { warning: `the image's /root is a ${top.kind}, not a directory: no work seed was made` };
-    let bytes = 0;
-    const byIno = new Map<number, FsNode>([[rootDir.ino, top]]);
-    const stack: Array<[number, FsNode, string]> = [[rootDir.ino, top, "/root"]];
-    while (stack.length > 0) {
-      const [dirIno, dir, path] = stack.pop()!;
-      for (const e of r.readDir(dirIno)) {
-        if (e.name === "." || e.name === "..") continue;
-        let child = byIno.get(e.ino);
-        if (!child) {
-          child = r.nodeOf(e.ino);
-          byIno.set(e.ino, child);
-          bytes += child.size;
-          if (bytes > WORK_SEED_MAX_BYTES) return { warning: `the image's /root holds more than ${WORK_SEED_MAX_BYTES >> 20} MiB (at "${displayName(path + "/" + e.name)}"): no work seed was made` };
-          if (child.kind === "dir") stack.push([e.ino, child, `${path}/${e.name}`]);
-        }
-        dir.children!.set(e.name, child);
-      }
+    const entry = img.readdir(ROOT_DIR_INO).find((e) => e.name === "root");
+    if (!entry) return { warning: "the image has no /root: no work seed was made" };
+    const kind = img.stat(entry.ino).kind;
+    if (kind !== "dir") return { warning: `the image's /root is a ${kind ?? "file of unknown type"}, not a directory: no work seed was made` };
+    let root: FsNode;
+    try {
+      root = img.readTree({ at: entry.ino, maxBytes: WORK_SEED_MAX_BYTES });
+    } catch (err) {
+      if (err instanceof Error && err.message.includes("more than")) return { warning: `the image's /root holds more than ${WORK_SEED_MAX_BYTES >> 20} MiB: no work seed was made` };
+      throw err;
     }
-    return { root: top, bytes };
+    let bytes = 0;
+    walkTree(root, (n) => (bytes += n.size));
+    return { root, bytes };
   } finally {
-    r.close();
+    img.close();
   }
 }

@@ -26,7 +26,7 @@ export interface Ext4Options {
   metadataCsum: boolean;
   /** Bytes identifying the input (e.g. a hash of the tar headers) to derive UUID and hash seed. */
   identity?: Uint8Array;
-  /** Superblock timestamps (s_mkfs_time, s_wtime); default $SOURCE_DATE_EPOCH or 0, for reproducible output. */
+  /** Superblock timestamps (s_mkfs_time, s_wtime); default 0, for reproducible output (the CLI passes SOURCE_DATE_EPOCH). */
   timestamp?: number;
 }
 
@@ -496,8 +496,7 @@ export function planExt4(root: FsNode, options: Ext4Options): Ext4Plan {
   const uuid = options.uuid ? parseUuid(options.uuid) : derive(identity, "banger ext4 uuid");
   const hashSeed = derive(identity, "banger ext4 directory hash seed");
   const fsCsumSeed = metadataCsum ? crc32c(0xffffffff, uuid) : null;
-  const envEpoch = Number(process.env.SOURCE_DATE_EPOCH);
-  const timestamp = options.timestamp ?? (Number.isSafeInteger(envEpoch) && envEpoch > 0 ? envEpoch : 0);
+  const timestamp = options.timestamp ?? 0;
 
   const alloc = new BlockAllocator(geometry);
   try {

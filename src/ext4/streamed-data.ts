@@ -3,21 +3,25 @@
 // non-zero blocks allocated in order from one cursor (placeFileData). So where each block goes
 // follows from the files before it and from the descriptor table's size alone, and can be
 // decided as the block goes by: StreamedFileData sees each file's bytes as the tar parser does
-// (it is the parser's TarFileDataSink), finds its all-zero 4 KiB blocks, allocates the others
+// (it is the parser's FileDataSink), finds its all-zero 4 KiB blocks, allocates the others
 // by the same rule and copies them into the image through a StagedBlockWriter. No byte of the
 // tar is read twice. Once the plan exists, its placement is checked against this one (a digest
 // of both) and the writes are kept only when they are identical; anything this could not know
 // (a later entry replacing a file, a different descriptor table size, data beyond the guessed
 // size) makes the writer discard them and copy again.
-import type { ByteSource } from "../tree/index.ts";
-import type { TarFileDataSink } from "../tar/reader.ts";
-import { isZeroRange } from "../tar/zeros.ts";
+//
+// When the source is a spool of a stream (standard input, a layer), the SpoolPolicy lets this
+// hold the file bytes in place of the spool (see src/tree/spool-policy.ts): every piece
+// written is then recorded, so it can be written back should the copies be discarded.
+import type { ByteSource, FileDataSink, SpoolPolicy } from "../tree/index.ts";
+import { isZeroRange } from "../io/zeros.ts";
 import { BlockAllocator, OutOfSpaceError } from "./allocator.ts";
 import * as C from "./constants.ts";
 import { appendExtents, type ExtentList } from "./extents.ts";
 import type { Geometry } from "./geometry.ts";
 import type { PlannedInode } from "./plan.ts";
-import { type BlockTarget, fdReader, writeAll } from "../io/block-io.ts";
+import { type BlockTarget, fdReader } from "../io/block-io.ts";
+import type { IoOptions } from "../io/options.ts";
 import { StagedBlockWriter, type StagedWriteStats } from "../io/staged-writer.ts";
 
 const BS = C.BLOCK_SIZE;
@@ -79,7 +83,7 @@ function zeroBlock(buf: Uint8Array, at: number): boolean {
   return isZeroRange(buf, at, at + BS);
 }
 
-export class StreamedFileData implements TarFileDataSink {
+export class StreamedFileData implements FileDataSink {
   private alloc: BlockAllocator | null;
   private readonly digest = new PlacementDigest();
   private readonly writer: StagedBlockWriter;
@@ -102,36 +106,32 @@ export class StreamedFileData implements TarFileDataSink {
   private carryFill = 0;
   private readonly physical: number[] = [];
   /**
-   * With recordForRestore: every piece written, as (stream offset, image block, bytes) triples,
-   * and the bytes of a carried block that could not be placed, so that restoreSource can write
-   * the data back into the source (a spool that skipped it) should the copies be discarded.
+   * While holding for a spool: every piece written, as (stream offset, image block, bytes)
+   * triples, and the bytes of a carried block that could not be placed, so that restoreSource
+   * can write the data back into the spool should the copies be discarded.
    */
   private placements: Float64Array | null = null;
   private placementCount = 0;
   private unplaced: { offset: number; bytes: Uint8Array } | null = null;
 
+  /**
+   * `spool`, when `source` is a spool being filled as the stream is parsed: this holds the
+   * file bytes in place of the spool (recording every piece written, 24 bytes each) until
+   * it abandons the prediction.
+   */
   constructor(
     readonly source: ByteSource,
     private readonly outFd: number,
     geometry: Geometry,
+    private readonly spool: SpoolPolicy | null = null,
+    io: IoOptions = {},
   ) {
     this.alloc = new BlockAllocator(geometry);
-    this.writer = new StagedBlockWriter(outFd, BS);
-  }
-
-  /**
-   * Keep a record of every piece written (24 bytes each), so the source may skip storing what
-   * this sink holds while it holds everything (holdsAllData). The source must be a writable
-   * regular file read at the stream's offsets: a spool of standard input.
-   */
-  recordForRestore(): boolean {
-    this.placements ??= new Float64Array(3 * 1024);
-    return true;
-  }
-
-  /** True while every file byte seen so far has been written into the image (nothing abandoned). */
-  get holdsAllData(): boolean {
-    return this.failure === null;
+    this.writer = new StagedBlockWriter(outFd, BS, io);
+    if (spool) {
+      this.placements = new Float64Array(3 * 1024);
+      spool.hold();
+    }
   }
 
   begin(dataOffset: number, size: number): void {
@@ -224,8 +224,8 @@ export class StreamedFileData implements TarFileDataSink {
     } catch (err) {
       if (!(err instanceof OutOfSpaceError)) throw err;
       this.abandon(`the data outgrew the ${((alloc.geometry.blocksCount * BS) / 2 ** 30).toFixed(0)} GiB the prediction assumed`);
-      // A carried block holds bytes of the previous chunk, which a spool skipping what this
-      // sink held has not stored: keep them for restoreSource.
+      // A carried block holds bytes of the previous chunk, which the spool left out while this
+      // held them: keep them for restoreSource.
       if (this.placements && buf === this.carry) this.unplaced = { offset: this.offset + logical * BS, bytes: this.carry.slice(from, to) };
       return;
     }
@@ -254,20 +254,19 @@ export class StreamedFileData implements TarFileDataSink {
   }
 
   /**
-   * After the copies were discarded. With recordForRestore: waits for every write, then copies
-   * each recorded piece back from the image into the source at its stream offset (and the
-   * unplaced carried block), so the source holds all the file data again. Without: stops the
+   * After the copies were discarded. Holding for a spool: waits for every write, then copies
+   * each recorded piece back from the image into the spool at its stream offset (and the
+   * unplaced carried block), so the spool holds all the file data again. Otherwise: stops the
    * writes at once.
    */
   async restoreSource(): Promise<void> {
     const p = this.placements;
-    if (!p) {
+    const spool = this.spool;
+    if (!p || !spool) {
       await this.writer.stop(); // nothing to restore: whatever is still being written is dropped
       return;
     }
     await this.writer.finish();
-    const fd = this.source.regularFileFd?.() ?? null;
-    if (fd === null) throw new Error("internal: restoring streamed data into a source without a file");
     const image = fdReader(this.outFd, "the image being written");
     const buf = new Uint8Array(4 << 20);
     for (let i = 0; i < this.placementCount * 3; i += 3) {
@@ -275,10 +274,10 @@ export class StreamedFileData implements TarFileDataSink {
       for (let done = 0; done < bytes; done += buf.length) {
         const piece = buf.subarray(0, Math.min(buf.length, bytes - done));
         image.readInto(piece, block * BS + done);
-        writeAll(fd, piece, offset + done);
+        spool.restore(piece, offset + done);
       }
     }
-    if (this.unplaced) writeAll(fd, this.unplaced.bytes, this.unplaced.offset);
+    if (this.unplaced) spool.restore(this.unplaced.bytes, this.unplaced.offset);
   }
 
   end(): Uint32Array | undefined {
@@ -290,6 +289,7 @@ export class StreamedFileData implements TarFileDataSink {
   abandon(why: string): void {
     this.failure ??= why;
     this.alloc = null;
+    this.spool?.release();
   }
 
   /**

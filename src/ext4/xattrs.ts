@@ -352,7 +352,7 @@ export function sealXattrBlock(
   }
 }
 
-// ---- Readers (for read.ts and tests) ----
+// ---- Readers (for the reader, read/, and tests) ----
 
 function readTable(area: Uint8Array, tableStart: number, offsBase: number, where: string): XattrEntry[] {
   const dv = new DataView(area.buffer, area.byteOffset, area.byteLength);

@@ -28,7 +28,7 @@ let libc: ReturnType<typeof openLibc> | undefined;
 
 function load(): CopyFn | null {
   libc ??= openLibc();
-  if (!libc || process.env.BANGER_NO_COPY_FILE_RANGE) return null;
+  if (!libc) return null;
   const lib = libc;
   try {
     const offsets = new BigInt64Array(2);
@@ -72,7 +72,8 @@ export function startWriteback(fd: number, offset: number, length: number): void
 /**
  * Copies `length` bytes from `fdIn` at `offIn` to `fdOut` at `offOut` in the kernel.
  * Returns false (having copied nothing reliable) when in-kernel copying is not possible here,
- * so the caller can fall back; throws if the source ends early.
+ * so the caller can fall back; throws if the source ends early. Callers told not to copy in
+ * the kernel (IoOptions.copyFileRange false) do not call it.
  */
 export function copyRange(fdIn: number, offIn: number, fdOut: number, offOut: number, length: number): boolean {
   if (copyFileRange === undefined) copyFileRange = load();

@@ -1,6 +1,7 @@
 // Copies file data from one source file into the image on a worker thread (copy-worker.ts),
 // with jobs handed over in batches while the caller goes on deciding more of them.
 import type { CopyMessage, CopyReply } from "./copy-worker.ts";
+import type { IoOptions } from "./options.ts";
 
 const BATCH_JOBS = 512;
 
@@ -16,6 +17,7 @@ export class CopyStream {
     private readonly srcFd: number,
     private readonly dstFd: number,
     private readonly blockSize: number,
+    private readonly io: IoOptions = {},
   ) {}
 
   /** Starts the worker now, so its start-up overlaps the caller's work before the first job. */
@@ -27,7 +29,7 @@ export class CopyStream {
       worker.onmessage = (event: MessageEvent<CopyReply>) => resolve(event.data);
       worker.onerror = (event) => resolve({ error: `copy worker failed: ${event.message}` });
     });
-    worker.postMessage({ kind: "start", srcFd: this.srcFd, dstFd: this.dstFd, blockSize: this.blockSize } satisfies CopyMessage);
+    worker.postMessage({ kind: "start", srcFd: this.srcFd, dstFd: this.dstFd, blockSize: this.blockSize, kernel: this.io.copyFileRange !== false } satisfies CopyMessage);
     this.worker = worker;
   }
 

@@ -11,7 +11,8 @@ import { copyRange, startWriteback } from "./copy-range.ts";
 declare const self: Worker;
 
 export type CopyMessage =
-  | { kind: "start"; srcFd: number; dstFd: number; blockSize: number }
+  /** `kernel` false: never copy_file_range (IoOptions.copyFileRange). */
+  | { kind: "start"; srcFd: number; dstFd: number; blockSize: number; kernel: boolean }
   /** Flat [srcOffset, dstOffset, length, ...]; dstOffset block-aligned. */
   | { kind: "jobs"; jobs: Float64Array }
   | { kind: "end" };
@@ -68,7 +69,7 @@ self.onmessage = (event: MessageEvent<CopyMessage>) => {
       srcFd: m.srcFd,
       dstFd: m.dstFd,
       blockSize: m.blockSize,
-      kernel: true,
+      kernel: m.kernel,
       sink: new BlockSink(m.dstFd, m.blockSize),
       buffer: new Uint8Array(1 << 20),
       writebackFrom: 0,

@@ -6,6 +6,7 @@
 import { dlopen, FFIType, ptr } from "bun:ffi";
 import { closeSync, constants, openSync } from "node:fs";
 import type { BlockTarget } from "./block-io.ts";
+import type { IoOptions } from "./options.ts";
 import { SLOT_FILLED, SLOT_FREE, type StagedWriteMessage, type StagedWriteReply } from "./staged-write-protocol.ts";
 
 const SLOT_BYTES = 4 << 20;
@@ -43,7 +44,7 @@ function adviseHugePages(view: Uint8Array): void {
 
 /** A second descriptor of the same file with O_DIRECT, or null where that cannot be had. */
 function openDirect(fd: number, probe: Uint8Array): number | null {
-  if (process.platform !== "linux" || process.env.BANGER_NO_DIRECT_IO) return null;
+  if (process.platform !== "linux") return null;
   try {
     // Direct I/O needs the memory aligned to the device's block size; shared memory is page-aligned, but check.
     if (Number(ptr(probe)) % 4096 !== 0) return null;
@@ -72,6 +73,7 @@ export class StagedBlockWriter {
   constructor(
     private readonly fd: number,
     private readonly blockSize: number,
+    private readonly io: IoOptions = {},
   ) {}
 
   private start(): void {
@@ -83,7 +85,7 @@ export class StagedBlockWriter {
     this.slots = Array.from({ length: SLOT_COUNT }, (_, i) => new Uint8Array(shared, skew + i * SLOT_BYTES, SLOT_BYTES));
     const control = new SharedArrayBuffer(4 * SLOT_COUNT);
     this.control = new Int32Array(control);
-    this.directFd = openDirect(this.fd, this.slots[0]!);
+    this.directFd = this.io.directIo === false ? null : openDirect(this.fd, this.slots[0]!);
     const worker = new Worker(new URL("./staged-write-worker.ts", import.meta.url).href);
     this.closed = new Promise<void>((resolve) => worker.addEventListener("close", () => resolve(), { once: true }));
     this.reply = new Promise<StagedWriteReply>((resolve) => {

@@ -7,6 +7,7 @@
 import { dlopen, FFIType, ptr } from "bun:ffi";
 import { closeSync, fsyncSync, openSync, renameSync, rmSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
+import type { IoOptions } from "./options.ts";
 
 const O_RDWR = 0o2;
 const O_TMPFILE = 0o20000000 | 0o200000; // __O_TMPFILE | O_DIRECTORY (x86_64, arm64)
@@ -19,7 +20,7 @@ interface Libc {
 }
 
 function loadLibc(): Libc | null {
-  if (process.platform !== "linux" || process.env.BANGER_NO_TMPFILE) return null;
+  if (process.platform !== "linux") return null;
   try {
     const { symbols } = dlopen("libc.so.6", {
       open: { args: [FFIType.ptr, FFIType.i32, FFIType.u32], returns: FFIType.i32 },
@@ -34,7 +35,7 @@ function loadLibc(): Libc | null {
   }
 }
 
-const libc = loadLibc();
+let loaded: Libc | null | undefined;
 
 function cString(text: string): Uint8Array {
   return Buffer.from(`${text}\0`, "utf8");
@@ -56,8 +57,10 @@ function tempName(out: string): string {
   return join(dirname(out), `.${basename(out)}.tmp-${process.pid}-${Math.random().toString(36).slice(2, 10)}`);
 }
 
-export function createTempOutput(out: string): TempOutput {
+/** `io.tmpfile` false: a named temp file even where O_TMPFILE is available. */
+export function createTempOutput(out: string, io: IoOptions = {}): TempOutput {
   const dir = dirname(out);
+  const libc = io.tmpfile === false ? null : (loaded ??= loadLibc());
   const anonymousFd = libc ? libc.open(cString(dir), O_TMPFILE | O_RDWR, 0o644) : -1;
   if (anonymousFd >= 0) {
     let closed = false;

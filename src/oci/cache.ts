@@ -21,7 +21,8 @@ import { pidAlive } from "../io/process.ts";
 
 export const REF_NAME = "org.opencontainers.image.ref.name";
 
-export function defaultCacheDir(env: Record<string, string | undefined> = process.env): string {
+/** `env`: the process environment, handed in by the CLI (library code does not read it). */
+export function defaultCacheDir(env: Record<string, string | undefined>): string {
   const base = env.XDG_CACHE_HOME || path.join(env.HOME || os.homedir(), ".cache");
   return path.join(base, "banger", "oci");
 }
@@ -215,10 +216,6 @@ export class BlobCache {
 
   constructor(root: string) {
     this.root = path.resolve(root);
-  }
-
-  static atDefault(env?: Record<string, string | undefined>): BlobCache {
-    return new BlobCache(defaultCacheDir(env));
   }
 
   get blobsDir(): string {

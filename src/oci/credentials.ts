@@ -19,7 +19,8 @@ export interface Credential {
 export type CredentialLookup = (registry: string) => Promise<Credential | undefined>;
 
 export interface DockerConfigOptions {
-  env?: Record<string, string | undefined>;
+  /** The process environment (DOCKER_CONFIG, HOME, PATH for helpers), handed in by the caller: library code does not read it. */
+  env: Record<string, string | undefined>;
   /** Seconds a credential helper may take. */
   helperTimeoutMs?: number;
 }
@@ -30,7 +31,7 @@ interface DockerConfigFile {
   credHelpers?: Record<string, string>;
 }
 
-export function dockerConfigPath(env: Record<string, string | undefined> = process.env): string {
+export function dockerConfigPath(env: Record<string, string | undefined>): string {
   const dir = env.DOCKER_CONFIG || path.join(env.HOME || os.homedir(), ".docker");
   return path.join(dir, "config.json");
 }
@@ -54,7 +55,7 @@ function helperServer(registry: string): string {
 async function runHelper(name: string, registry: string, env: Record<string, string | undefined>, timeoutMs: number): Promise<Credential | undefined> {
   const program = `docker-credential-${name}`;
   if (!/^[A-Za-z0-9_.-]+$/.test(name)) throw new OciError(`credential helper name "${name}" in ${dockerConfigPath(env)} is not a plain name`);
-  const exe = Bun.which(program, { PATH: env.PATH ?? process.env.PATH ?? "" });
+  const exe = Bun.which(program, { PATH: env.PATH ?? "" });
   if (!exe) throw new OciError(`credential helper ${program} (configured in ${dockerConfigPath(env)} for ${registry}) is not on PATH`);
   const proc = Bun.spawn([exe, "get"], {
     stdin: new TextEncoder().encode(helperServer(registry)),
@@ -85,8 +86,8 @@ async function runHelper(name: string, registry: string, env: Record<string, str
 }
 
 /** Credential lookup backed by the Docker config file and its helpers. */
-export function dockerConfigCredentials(opts: DockerConfigOptions = {}): CredentialLookup {
-  const env = opts.env ?? process.env;
+export function dockerConfigCredentials(opts: DockerConfigOptions): CredentialLookup {
+  const env = opts.env;
   const timeout = opts.helperTimeoutMs ?? 30_000;
   return async (registry) => {
     const file = dockerConfigPath(env);

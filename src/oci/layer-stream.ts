@@ -2,6 +2,7 @@
 // and the config's diff_id checked while the bytes flow. A mismatch is an error raised at
 // the end of the stream, before the consumer sees end-of-data, so a bad layer can never be
 // mistaken for a good one.
+import { fstatSync, read } from "node:fs";
 import fs from "node:fs/promises";
 import { DigestWriter } from "./digest.ts";
 import { OciDigestMismatchError, OciError } from "./errors.ts";
@@ -162,22 +163,32 @@ export function toReadableStream(it: AsyncIterable<Uint8Array>): ReadableStream<
 /**
  * Reads a file (or bytes [start, end) of it) as 1 MiB chunks, each a fresh buffer (decompressors
  * may hold on to their input). Plain positional reads: Bun's file stream cost ~200 ms of this
- * thread for a 75 MB blob, in its stream machinery rather than in reading.
+ * thread for a 75 MB blob, in its stream machinery rather than in reading. `file` is a path, or
+ * an open descriptor (a spool, which has no name) that is left open.
  */
-export async function* fileChunks(path: string, start = 0, end?: number): AsyncGenerator<Uint8Array> {
-  const fh = await fs.open(path, "r");
+export async function* fileChunks(file: string | number, start = 0, end?: number): AsyncGenerator<Uint8Array> {
+  const owned = typeof file === "string" ? await fs.open(file, "r") : null;
+  const label = typeof file === "string" ? file : `descriptor ${file}`;
+  const readInto = owned
+    ? async (buf: Buffer, pos: number) => (await owned.read(buf, 0, buf.length, pos)).bytesRead
+    : (buf: Buffer, pos: number) => readAt(file as number, buf, pos);
   try {
-    const stop = end ?? (await fh.stat()).size;
+    const stop = end ?? (owned ? (await owned.stat()).size : fstatSync(file as number).size);
     for (let pos = start; pos < stop; ) {
       const buf = Buffer.allocUnsafe(Math.min(FILE_CHUNK, stop - pos));
-      const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
-      if (bytesRead === 0) throw new OciError(`${path}: file ends at byte ${pos}, expected ${stop}`);
+      const bytesRead = await readInto(buf, pos);
+      if (bytesRead === 0) throw new OciError(`${label}: file ends at byte ${pos}, expected ${stop}`);
       pos += bytesRead;
       yield bytesRead === buf.length ? buf : buf.subarray(0, bytesRead);
     }
   } finally {
-    await fh.close();
+    await owned?.close();
   }
+}
+
+/** One positional read on the thread pool (node:fs's callback form, which takes a bare descriptor). */
+function readAt(fd: number, buf: Buffer, position: number): Promise<number> {
+  return new Promise((resolve, reject) => read(fd, buf, 0, buf.length, position, (err, n) => (err ? reject(err) : resolve(n))));
 }
 
 const FILE_CHUNK = 1 << 20;

@@ -1,7 +1,7 @@
 export { TarError } from "./errors.ts";
-export { loadRootfsTar, spoolPathFor, type LoadedRootfs, type LoadOptions } from "./rootfs.ts";
+export { loadRootfsTar, type LoadedRootfs, type LoadOptions } from "./rootfs.ts";
 export { TarParser, type TarEntry, type TarEntryType, type TarParserOptions } from "./reader.ts";
-export { parseTarFd, spoolAndParse, CHUNK_SIZE } from "./input.ts";
+export { parseTarFd, CHUNK_SIZE } from "./input.ts";
 export { FdByteSource } from "./source.ts";
 export {
   splitTarPath,
@@ -18,4 +18,3 @@ export {
 export { parsePaxRecords, interpretPax, paxTime, paxInteger, type PaxRecords, type PaxOverrides } from "./pax.ts";
 export { aclTextToXattr, parseAclText, encodeAclXattr, hostNameResolver, type AclEntry, type NameResolver } from "./acl.ts";
 export { parseHeader, parseNumeric, verifyChecksum, isZeroBlock, BLOCK_SIZE, type RawHeader, type HeaderFormat } from "./headers.ts";
-export { isZeroRange, ZeroBlockScanner, ZERO_BLOCK_SIZE } from "./zeros.ts";

@@ -4,7 +4,7 @@
 // soon as it has been pushed, so nothing may keep a view of it: the parser and the sink copy
 // whatever they keep (TarParser.push's contract). Should the file shrink meanwhile, reading a
 // vanished page kills the process (SIGBUS); the output is unnamed until complete, so that still
-// leaves nothing behind.
+// leaves nothing behind. Callers told not to map (IoOptions.mmap false) read() instead.
 import { dlopen, FFIType, toArrayBuffer } from "bun:ffi";
 
 const PROT_READ = 1;
@@ -36,7 +36,6 @@ let libc: ReturnType<typeof openLibc> | undefined;
  * possible (the caller reads the rest).
  */
 export function forEachMappedWindow(fd: number, size: number, each: (window: Uint8Array) => boolean): number {
-  if (process.env.BANGER_NO_MMAP) return 0; // read() instead, for tests and troubleshooting
   libc ??= openLibc();
   if (!libc) return 0;
   const { mmap, munmap, madvise, posix_fadvise } = libc.symbols;

@@ -4,12 +4,12 @@
 // It also hashes every header record (header blocks and extension payloads, not file data)
 // into the stream's identity.
 
-import type { Timestamp } from "../tree/types.ts";
+import type { FileDataSink, Timestamp } from "../tree/types.ts";
 import { bytesToName } from "../tree/names.ts";
 import { TarError } from "./errors.ts";
 import { BLOCK_SIZE, compressionOf, isZeroBlock, parseHeader, type RawHeader } from "./headers.ts";
 import { interpretPax, mergePaxOverrides, parsePaxRecords, type PaxOverrides, type PaxRecords } from "./pax.ts";
-import { ZeroBlockScanner } from "./zeros.ts";
+import { ZeroBlockScanner } from "../io/zeros.ts";
 
 export type TarEntryType = "file" | "hardlink" | "symlink" | "chardev" | "blockdev" | "dir" | "fifo";
 
@@ -38,25 +38,6 @@ export interface TarEntry {
   dataOffset: number;
   /** Regular files with zero detection on and at least one all-zero block: non-zero runs. */
   runs?: Uint32Array;
-}
-
-/**
- * Receives regular files' data as it goes by, in place of the parser's own zero-block scan:
- * begin() with the data's offset and size, data() with consecutive pieces of it (views the
- * parser does not keep), end() when it is complete, returning its non-zero 4 KiB block runs
- * when it has all-zero blocks (the entry's `runs`).
- */
-export interface TarFileDataSink {
-  begin(dataOffset: number, size: number): void;
-  data(chunk: Uint8Array, start: number, end: number): void;
-  end(): Uint32Array | undefined;
-  /**
-   * Asked when the source is a spool of standard input: true if the sink keeps what it needs to
-   * write the data back into the spool later, so the spool may skip chunks while holdsAllData.
-   */
-  recordForRestore?(): boolean;
-  /** True while the sink holds every file byte seen so far. */
-  readonly holdsAllData?: boolean;
 }
 
 export interface TarParserOptions {
@@ -119,7 +100,7 @@ export class TarParser {
   private remaining = 0;
   private current: TarEntry | null = null;
   private scanner: ZeroBlockScanner | null = null;
-  private fileData: TarFileDataSink | null = null;
+  private fileData: FileDataSink | null = null;
   /** The current member's data goes to fileData. */
   private sinking = false;
 
@@ -152,7 +133,7 @@ export class TarParser {
   }
 
   /** From now on, regular files' data goes to `sink` (which then finds their zero blocks). */
-  useFileDataSink(sink: TarFileDataSink): void {
+  useFileDataSink(sink: FileDataSink): void {
     this.fileData = sink;
   }
 

@@ -1,14 +1,13 @@
 // A plain rootfs tar (file or standard input) → FsNode tree + the byte source its files live in.
 
-import { closeSync, fstatSync, openSync, unlinkSync } from "node:fs";
-import { basename, dirname, join, resolve } from "node:path";
-import type { ByteSource, FsNode } from "../tree/types.ts";
+import { fstatSync, openSync } from "node:fs";
+import { SpoolPolicy, type ByteSource, type FileDataSink, type FsNode } from "../tree/index.ts";
 import { TarError } from "./errors.ts";
-import { parseTarFd, spoolAndParse, spoolAndParseFd } from "./input.ts";
-import { TarParser, type TarFileDataSink } from "./reader.ts";
+import { parseTarFd } from "./input.ts";
+import { TarParser } from "./reader.ts";
 import { FdByteSource } from "./source.ts";
-import { growPipeBuffer } from "../io/pipe.ts";
-import { Spool } from "./spool.ts";
+import type { IoOptions } from "../io/options.ts";
+import { Spool, SpoolInputError, spoolPathNear, spoolStream, standardInput } from "../io/spool.ts";
 import { RootfsBuilder } from "./tree.ts";
 
 export interface LoadedRootfs {
@@ -26,19 +25,16 @@ export interface LoadedRootfs {
 export interface LoadOptions {
   /** Standard input is spooled to a hidden file in this path's directory (the output image's). */
   spoolNear: string;
+  /** How the tar is read and the spool written (mmap, O_DIRECT). */
+  io?: IoOptions;
   /**
    * Once the tar's byte source exists (before any of it is parsed), may return a sink that then
    * receives every regular file's data as it goes by and finds its zero blocks (see
-   * TarFileDataSink). Lets a writer place and copy file data while the tar is read, from the
-   * bytes already in memory.
+   * FileDataSink). Lets a writer place and copy file data while the tar is read, from the
+   * bytes already in memory. `spool` is given when the source is a spool of standard input
+   * being filled as the tar is parsed: the sink may hold the file bytes in its place.
    */
-  fileDataSink?: (source: ByteSource) => TarFileDataSink | null;
-}
-
-/** The spool file name for `spoolNear`: `.<basename>.spool-<pid>-<random>` in its directory. */
-export function spoolPathFor(spoolNear: string): string {
-  const abs = resolve(spoolNear);
-  return join(dirname(abs), `.${basename(abs)}.spool-${process.pid}-${Buffer.from(crypto.getRandomValues(new Uint8Array(6))).toString("hex")}`);
+  fileDataSink?: (source: ByteSource, spool: SpoolPolicy | null) => FileDataSink | null;
 }
 
 function once(fn: () => void): () => void {
@@ -55,7 +51,8 @@ function once(fn: () => void): () => void {
  *
  * A file input is its own source: files reference their data offsets in the tar. Standard
  * input that is a regular file (`< x.tar`) is used the same way, read from offset 0. A pipe is
- * spooled to `.<basename>.spool-<pid>-<random>` next to `opts.spoolNear`, at the same offsets,
+ * parsed while it is spooled (src/io/spool.ts) to `.<basename>.spool-<pid>-<random>` next to
+ * `opts.spoolNear`, at the same offsets,
  * with all-zero 4 KiB blocks left as holes. The spool file is unlinked right after it is
  * created and lives on only through its open descriptor, so nothing is left on disk after
  * cleanup(), after an error, or even after the process is killed.
@@ -64,10 +61,9 @@ export async function loadRootfsTar(input: string, opts: LoadOptions): Promise<L
   const builder = new RootfsBuilder(0);
   const parser = new TarParser((entry) => builder.add(entry));
   /** Gives the parser the caller's file data sink for `source`, if it has one. */
-  const attachSink = (source: ByteSource): TarFileDataSink | null => {
-    const sink = opts.fileDataSink?.(source) ?? null;
+  const attachSink = (source: ByteSource, spool: SpoolPolicy | null): void => {
+    const sink = opts.fileDataSink?.(source, spool) ?? null;
     if (sink) parser.useFileDataSink(sink);
-    return sink;
   };
 
   if (input !== "-" || fstatSync(0).isFile()) {
@@ -85,8 +81,8 @@ export async function loadRootfsTar(input: string, opts: LoadOptions): Promise<L
     const opened = new FdByteSource(fd, fromStdin ? "standard input" : input, !fromStdin);
     try {
       if (!fromStdin && !fstatSync(fd).isFile()) throw new TarError(null, `${input} is not a regular file`);
-      attachSink(opened);
-      parseTarFd(fd, parser);
+      attachSink(opened, null);
+      parseTarFd(fd, parser, opts.io);
     } catch (e) {
       opened.close();
       throw e;
@@ -96,30 +92,26 @@ export async function loadRootfsTar(input: string, opts: LoadOptions): Promise<L
 
   // node:tty only when it can matter: loading it costs milliseconds on every run.
   if (fstatSync(0).isCharacterDevice() && (await import("node:tty")).isatty(0)) throw new TarError(null, "refusing to read a tar from a terminal (pipe one in, or give a file)");
-  const spoolPath = spoolPathFor(opts.spoolNear);
-  let spoolFd: number;
+  const spoolPath = spoolPathNear(opts.spoolNear, "spool");
+  let spool: Spool;
   try {
-    spoolFd = openSync(spoolPath, "wx+", 0o600);
+    spool = Spool.create(spoolPath, { io: opts.io });
   } catch (e) {
-    throw new TarError(null, `cannot create spool file ${spoolPath}: ${(e as Error).message}`);
+    throw new TarError(null, (e as Error).message);
   }
+  const spoolSource = new FdByteSource(spool.fd, `spool of standard input (${spoolPath}, unlinked)`);
   try {
-    unlinkSync(spoolPath);
-  } catch (e) {
-    closeSync(spoolFd);
-    throw new TarError(null, `cannot unlink spool file ${spoolPath}: ${(e as Error).message}`);
-  }
-  const spoolSource = new FdByteSource(spoolFd, `spool of standard input (${spoolPath}, unlinked)`);
-  const spool = new Spool(spoolFd);
-  try {
-    // A sink that can write its data back into the spool (should its copies be discarded)
-    // spares the spool that data: chunks are spooled only once it stops holding everything.
-    const sink = attachSink(spoolSource);
-    const spoolNeeded = sink?.recordForRestore?.() ? () => sink.holdsAllData !== true : () => true;
-    const stdin = fstatSync(0);
-    if (stdin.isFIFO()) growPipeBuffer(0);
-    if (stdin.isFIFO() || stdin.isSocket()) spoolAndParseFd(0, parser, spool, spoolNeeded);
-    else await spoolAndParse(Bun.stdin.stream(), parser, spool, spoolNeeded);
+    // A sink that holds the file bytes (SpoolPolicy) spares the spool that data.
+    const policy = new SpoolPolicy((bytes, offset) => spool.writeBack(bytes, offset));
+    attachSink(spoolSource, policy);
+    await spoolStream(standardInput({ blocking: true }), spool, {
+      observe: (chunk) => {
+        parser.push(chunk);
+        return !parser.ended;
+      },
+      spoolChunk: () => policy.spoolsChunks,
+    });
+    parser.end();
     try {
       await spool.close();
     } catch (e) {
@@ -128,7 +120,7 @@ export async function loadRootfsTar(input: string, opts: LoadOptions): Promise<L
   } catch (e) {
     await spool.stop();
     spoolSource.close();
-    throw e;
+    throw e instanceof SpoolInputError ? new TarError(null, e.message) : e;
   }
   return { root: builder.root, sources: [spoolSource], identity: parser.identity(), spooledBytes: spool.bytesWritten, cleanup: once(() => spoolSource.close()) };
 }

@@ -1,5 +1,6 @@
 // The filesystem tree: the one data structure shared by the sources (tar reader, layer merge,
-// guest files) and the ext4 writer. It holds metadata and *references* to file bytes, never
+// guest files) and the ext4 writer, and the contracts by which the writer takes file bytes
+// from a source (ByteSource, FileDataSink). It holds metadata and *references* to file bytes, never
 // the bytes of large files themselves, so memory grows with entries, not with data.
 //
 // Names are byte strings: a JS string whose every char code is one byte (latin1). Tar names
@@ -72,4 +73,18 @@ export interface ByteSource {
    */
   regularFileFd?(): number | null;
   close(): void;
+}
+
+/**
+ * Receives regular files' data as a source reads it (a tar being parsed, a layer being
+ * unpacked), so a writer can put the bytes in their final place without reading the source a
+ * second time. It also takes over the source's own zero-block scan: begin() with the data's
+ * offset in the source and its size, data() with consecutive pieces of it (views the source
+ * does not keep: copy what must outlive the call), end() when it is complete, returning its
+ * non-zero 4 KiB block runs when it has all-zero blocks (FileData.runs), else undefined.
+ */
+export interface FileDataSink {
+  begin(dataOffset: number, size: number): void;
+  data(chunk: Uint8Array, start: number, end: number): void;
+  end(): Uint32Array | undefined;
 }

@@ -224,12 +224,21 @@ test("image pull: SIGINT while reading standard input exits 130 and leaves no st
   p.stdin.write(new Uint8Array(4096));
   await p.stdin.flush();
   const before = new Set([alpine.id, other.id]);
-  // The pull is under way once its staging dir holds the stdin spool.
+  // The pull is under way once it holds the stdin spool open: an unlinked file in its staging dir.
+  const spoolOpen = (dir: string): boolean =>
+    fs.readdirSync(`/proc/${p.pid}/fd`).some((fd) => {
+      try {
+        const link = fs.readlinkSync(`/proc/${p.pid}/fd/${fd}`);
+        return link.startsWith(`${dir}/`) && link.includes(".spool-") && link.endsWith(" (deleted)");
+      } catch {
+        return false;
+      }
+    });
   const deadline = Date.now() + 10_000;
   let staging: string | undefined;
   while (Date.now() < deadline && !staging) {
     staging = imagesDir().find((d) => d.endsWith(".staging") && !before.has(d));
-    if (staging && !fs.readdirSync(path.join(paths.imagesDir, staging)).some((f) => f.startsWith("banger-rootfs-"))) staging = undefined;
+    if (staging && !spoolOpen(path.join(paths.imagesDir, staging))) staging = undefined;
     if (!staging) await Bun.sleep(20);
   }
   expect(staging).toBeDefined();

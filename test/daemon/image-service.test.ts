@@ -149,9 +149,19 @@ test("an abort while standard input is still being read answers at once and remo
   const svc = new ImageService({ paths, store, cache, build: smallBuilder, sourceOptions: { stdin: stdin() } });
   const pulling = svc.pull({ source: "-", signal: ac.signal });
   await gotChunk;
-  // The spool lives in the staging dir.
+  // The spool lives in the staging dir, unlinked: an open descriptor of a deleted file there.
   const [staging] = imagesDirListing();
-  expect(fs.readdirSync(path.join(paths.imagesDir, staging!)).some((f) => f.startsWith("banger-rootfs-"))).toBe(true);
+  const stagingDir = path.join(paths.imagesDir, staging!);
+  const openSpools = () =>
+    fs.readdirSync("/proc/self/fd").filter((fd) => {
+      try {
+        const link = fs.readlinkSync(`/proc/self/fd/${fd}`);
+        return link.startsWith(`${stagingDir}/`) && link.includes(".spool-") && link.endsWith(" (deleted)");
+      } catch {
+        return false;
+      }
+    });
+  expect(openSpools().length).toBe(1);
   ac.abort();
   expect(await pulling.catch((e: unknown) => e)).toBeInstanceOf(ImagePullAbortedError);
   expect(imagesDirListing()).toEqual([]);
@@ -159,6 +169,7 @@ test("an abort while standard input is still being read answers at once and remo
   endStdin();
   await Bun.sleep(50);
   expect(imagesDirListing()).toEqual([]);
+  expect(openSpools()).toEqual([]);
 });
 
 test("a taken name is refused before the source is contacted: no request, no blob", async () => {

@@ -4,7 +4,7 @@
 import { afterAll, describe, expect } from "bun:test";
 import { closeSync, copyFileSync, lstatSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, readlinkSync, rmSync, writeSync } from "node:fs";
 import { join } from "node:path";
-import { Ext4Reader, dirHash, verifyChecksums, verifyDirIndex, type Inode } from "../../src/ext4/read.ts";
+import { Ext4Reader, dirHash, verifyChecksums, verifyDirIndex, type Inode } from "../../src/ext4/read/index.ts";
 import { parseDxRootInfo } from "../../src/ext4/read/dir.ts";
 import type { FsNode, Timestamp } from "../../src/tree/types.ts";
 import { testWith, toolPath } from "../helpers/env.ts";

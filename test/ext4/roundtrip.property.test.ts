@@ -1,12 +1,12 @@
 // Property: any tree written by writeExt4Image reads back unchanged through the independent
-// reader (src/ext4/read.ts), every metadata checksum verifies, and a sample passes e2fsck -fn.
+// reader (src/ext4/read/), every metadata checksum verifies, and a sample passes e2fsck -fn.
 import { afterAll, describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { writeExt4Image } from "../../src/ext4/index.ts";
-import { Ext4Reader, verifyChecksums, verifyDirIndex } from "../../src/ext4/read.ts";
+import { Ext4Reader, verifyChecksums, verifyDirIndex } from "../../src/ext4/read/index.ts";
 import type { FsNode, NodeKind, Timestamp } from "../../src/tree/types.ts";
 import { testWith, toolPath } from "../helpers/env.ts";
 import { run } from "../helpers/mkfs-fixtures.ts";

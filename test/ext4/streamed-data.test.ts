@@ -8,10 +8,11 @@ import { join } from "node:path";
 import { Ext4ImageWriter, writeExt4Image, type WriteStats } from "../../src/ext4/index.ts";
 import { loadRootfsTar, TarParser, type TarEntry } from "../../src/tar/index.ts";
 import { FdByteSource } from "../../src/tar/source.ts";
-import { Spool } from "../../src/tar/spool.ts";
-import { ZeroBlockScanner } from "../../src/tar/zeros.ts";
+import type { IoOptions } from "../../src/io/options.ts";
+import { Spool } from "../../src/io/spool.ts";
+import { ZeroBlockScanner } from "../../src/io/zeros.ts";
 import { predictionGeometry, StreamedFileData } from "../../src/ext4/streamed-data.ts";
-import type { ByteSource } from "../../src/tree/index.ts";
+import { SpoolPolicy, type ByteSource } from "../../src/tree/index.ts";
 import fc from "fast-check";
 import { testWith } from "../helpers/env.ts";
 import { differingOffsets, e2fsckClean, scratchDir } from "../helpers/oracles.ts";
@@ -44,11 +45,12 @@ function mixedTar(extra?: (t: TarBuilder) => void): Uint8Array {
   return t.end();
 }
 
-async function streamed(tarPath: string, out: string, opts: { size?: number; likelyDataBytes?: number } = {}): Promise<WriteStats> {
+async function streamed(tarPath: string, out: string, opts: { size?: number; likelyDataBytes?: number; io?: IoOptions } = {}): Promise<WriteStats> {
   const writer = Ext4ImageWriter.open({ out, metadataCsum: true, ...opts });
   const loaded = await loadRootfsTar(tarPath, {
     spoolNear: out,
-    fileDataSink: (source) => writer.fileDataSink(source),
+    io: opts.io,
+    fileDataSink: (source, spool) => writer.fileDataSink(source, spool),
   });
   try {
     return await writer.finish(loaded.root, loaded.sources, loaded.identity);
@@ -148,13 +150,7 @@ test("without direct I/O (BANGER_NO_DIRECT_IO, or a filesystem that refuses it) 
   writeFileSync(tar, mixedTar());
   const a = join(work, "buffered-streamed.img");
   const b = join(work, "buffered-unstreamed.img");
-  process.env.BANGER_NO_DIRECT_IO = "1";
-  let stats: WriteStats;
-  try {
-    stats = await streamed(tar, a, { size: 64 << 20 });
-  } finally {
-    delete process.env.BANGER_NO_DIRECT_IO;
-  }
+  const stats = await streamed(tar, a, { size: 64 << 20, io: { directIo: false } }); // what BANGER_NO_DIRECT_IO sets
   await unstreamed(tar, b, { size: 64 << 20 });
   expect(stats.streamed).toMatchObject({ kept: true, directWrites: 0 });
   expect(stats.streamed!.bufferedWrites).toBeGreaterThan(0);
@@ -221,17 +217,18 @@ test("standard input: the spool skips what the stream holds, and gets all of it 
         const geometry = { blocksCount: 3 + room, groupCount: 1, inodesPerGroup: 0, inodeTableBlocksPerGroup: 0, gdtBlocks: 1, descSize: 64 };
         ftruncateSync(image, geometry.blocksCount * 4096);
         const source = new FdByteSource(spoolFd, "spool", false);
-        const sink = new StreamedFileData(source, image, geometry);
-        expect(sink.recordForRestore()).toBe(true);
+        const spool = new Spool(spoolFd);
+        const policy = new SpoolPolicy((bytes, offset) => spool.writeBack(bytes, offset));
+        const sink = new StreamedFileData(source, image, geometry, policy);
+        expect(policy.spoolsChunks).toBe(false); // the sink holds the file bytes from the start
         const entries: TarEntry[] = [];
         const parser = new TarParser((e) => entries.push(e));
         parser.useFileDataSink(sink);
-        const spool = new Spool(spoolFd);
         const chunk = chunkBlocks * 4096;
         for (let base = 0; base < tar.length; base += chunk) {
           const piece = tar.slice(base, base + chunk);
           parser.push(piece);
-          if (!sink.holdsAllData) spool.write(piece, piece.length, base);
+          if (policy.spoolsChunks) spool.write(piece, piece.length, base);
         }
         parser.end();
         await spool.close();

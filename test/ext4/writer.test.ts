@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Ext4ImageWriter, Ext4PlanError, planExt4, writeExt4Image } from "../../src/ext4/index.ts";
 import { encodeTime } from "../../src/ext4/inode.ts";
-import { Ext4Reader } from "../../src/ext4/read.ts";
+import { openExt4Image, type Ext4Image } from "../../src/ext4/read/index.ts";
 import { backupGroups, defaultJournalBlocks } from "../../src/ext4/geometry.ts";
 import { extentTreeBlockCount } from "../../src/ext4/extents.ts";
 import { newDir, newNode, type ByteSource, type FsNode } from "../../src/tree/index.ts";
@@ -330,8 +330,8 @@ describe("issue 11: modes as the kernel keeps them, limits refused", () => {
     return out;
   };
   const U = 0xffffffff;
-  const withReader = (img: string, fn: (r: Ext4Reader) => void): void => {
-    const r = Ext4Reader.open(img);
+  const withReader = (img: string, fn: (r: Ext4Image) => void): void => {
+    const r = openExt4Image(img);
     try {
       fn(r);
     } finally {
@@ -348,8 +348,8 @@ describe("issue 11: modes as the kernel keeps them, limits refused", () => {
     const img = image("symlink-modes.img");
     await writeExt4Image(root, [], { out: img, metadataCsum: true });
     withReader(img, (r) => {
-      for (const p of ["/link", "/hard", "/slow"]) expect(r.inode(r.lookup(p)).mode).toBe(0o120777);
-      expect(r.inode(r.lookup("/hard")).linksCount).toBe(2);
+      for (const p of ["/link", "/hard", "/slow"]) expect(r.stat(r.lookup(p)).mode).toBe(0o120777);
+      expect(r.stat(r.lookup("/hard")).linksCount).toBe(2);
     });
   });
 
@@ -369,11 +369,11 @@ describe("issue 11: modes as the kernel keeps them, limits refused", () => {
     const img = image("acl-modes.img");
     await writeExt4Image(root, [], { out: img, metadataCsum: true });
     withReader(img, (r) => {
-      expect(r.inode(r.lookup("/narrower")).mode & 0o7777).toBe(0o664);
-      expect(r.inode(r.lookup("/wider")).mode & 0o7777).toBe(0o440);
-      expect(r.inode(r.lookup("/setgid")).mode & 0o7777).toBe(0o2664);
-      expect(r.inode(r.lookup("/no-mask")).mode & 0o7777).toBe(0o750);
-      expect(r.inode(r.lookup("/default-only")).mode & 0o7777).toBe(0o750);
+      expect(r.stat(r.lookup("/narrower")).mode & 0o7777).toBe(0o664);
+      expect(r.stat(r.lookup("/wider")).mode & 0o7777).toBe(0o440);
+      expect(r.stat(r.lookup("/setgid")).mode & 0o7777).toBe(0o2664);
+      expect(r.stat(r.lookup("/no-mask")).mode & 0o7777).toBe(0o750);
+      expect(r.stat(r.lookup("/default-only")).mode & 0o7777).toBe(0o750);
     });
   });
 

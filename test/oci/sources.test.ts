@@ -125,18 +125,30 @@ describe("rootfs tars", () => {
     }
   });
 
-  test("standard input is spooled and removed by dispose()", async () => {
+  test("standard input is spooled to an unlinked file in tmpDir, closed by dispose()", async () => {
     const blob = makeLayer(tarB, "gzip").blob;
     const stdin = (async function* () {
       for (let i = 0; i < blob.length; i += 1000) yield blob.subarray(i, i + 1000);
     })();
     const spoolDir = fs.mkdtempSync(path.join(tmp, "spool-"));
+    // The spool has no name: it is seen only as an open descriptor of a deleted file in spoolDir.
+    const openSpools = () =>
+      fs.readdirSync("/proc/self/fd").filter((fd) => {
+        try {
+          const link = fs.readlinkSync(`/proc/self/fd/${fd}`);
+          return link.startsWith(`${spoolDir}/.stdin.spool-`) && link.endsWith(" (deleted)");
+        } catch {
+          return false;
+        }
+      });
     const src = new RootfsTarSource("-", { stdin, tmpDir: spoolDir });
     const r = await src.resolve();
-    expect(fs.readdirSync(spoolDir).length).toBe(1);
+    expect(fs.readdirSync(spoolDir)).toEqual([]);
+    expect(openSpools().length).toBe(1);
     expect(await readAll(r.openLayer(0))).toEqual(tarB);
     expect(await readAll(r.openLayer(0))).toEqual(tarB); // twice: the writer streams layers again
     await r.dispose();
+    expect(openSpools()).toEqual([]);
     expect(fs.readdirSync(spoolDir)).toEqual([]);
   });
 

@@ -21,7 +21,7 @@ export const imageCachePruneCommand: Command = {
     const args = parseArgs(argv, options);
     if (args.positionals.length > 0) throw new UsageError(`unexpected argument "${args.positionals[0]}"`);
     const { BlobCache, defaultCacheDir } = await import("../../oci/index.ts"); // see make-ext4.ts
-    const cache = new BlobCache(option(args, "cache-dir") ?? defaultCacheDir());
+    const cache = new BlobCache(option(args, "cache-dir") ?? defaultCacheDir(process.env));
     const dryRun = args.flags.has("dry-run");
     if (!existsSync(cache.root)) {
       console.error(`no blob cache at ${cache.root}; nothing to prune`);

@@ -1,8 +1,10 @@
 // banger image pull | list | show | rm | ls. The services are built by createServices from the
-// process environment (XDG dirs), here and nowhere else in the CLI.
+// process environment (XDG dirs, Docker credentials) and the settings read from it once
+// (src/cli/env.ts), here and nowhere else in the CLI.
 import { parseArgs, option, parseSize, UsageError, type ParsedArgs } from "../args.ts";
 import type { Command } from "../command.ts";
 import type { ImageDirEntry, ImageRecord, Services } from "../../daemon/index.ts";
+import { readEnvSettings, strictSourceDateEpoch, type EnvSettings } from "../env.ts";
 
 const json = { name: "json", value: false, description: "print JSON on stdout instead of text" };
 
@@ -10,9 +12,12 @@ const json = { name: "json", value: false, description: "print JSON on stdout in
  * Builds the services and clears what killed pulls left behind (reconcile), then runs `fn`.
  * Loaded on demand: `banger` starts every command, and each pays only for its own modules.
  */
-async function withServices<T>(quiet: boolean, fn: (s: Services) => Promise<T>): Promise<T> {
+async function withServices<T>(quiet: boolean, fn: (s: Services) => Promise<T>, settings: EnvSettings = readEnvSettings(process.env)): Promise<T> {
   const { createServices } = await import("../../daemon/index.ts");
-  const services = createServices(process.env, { log: quiet ? undefined : (m) => console.error(m) });
+  const services = createServices(process.env, {
+    log: quiet ? undefined : (m) => console.error(m),
+    buildSettings: { io: settings.io, timing: settings.timing },
+  });
   try {
     await services.images.reconcile();
     return await fn(services);
@@ -25,14 +30,6 @@ function positionals(args: ParsedArgs, min: number, max: number, what: string): 
   if (args.positionals.length < min) throw new UsageError(`missing ${what}`);
   if (args.positionals.length > max) throw new UsageError(`unexpected argument "${args.positionals[max]}"`);
   return args.positionals;
-}
-
-/** SOURCE_DATE_EPOCH (reproducible builds): superblock times; invalid values are refused, not ignored. */
-function sourceDateEpoch(): number | undefined {
-  const v = process.env.SOURCE_DATE_EPOCH;
-  if (v === undefined || v === "") return undefined;
-  if (!/^\d+$/.test(v)) throw new UsageError(`SOURCE_DATE_EPOCH "${v}" is not a whole number of seconds`);
-  return Number(v);
 }
 
 const pullOptions = [
@@ -56,7 +53,9 @@ export const imagePullCommand: Command = {
     const sizeText = option(args, "size");
     const sizeBytes = sizeText === undefined ? undefined : parseSize(sizeText);
     const quiet = args.flags.has("quiet");
-    const timestamp = sourceDateEpoch();
+    const settings = readEnvSettings(process.env);
+    // Superblock times; invalid values are refused, not ignored.
+    const timestamp = strictSourceDateEpoch(settings.sourceDateEpoch);
     const [{ parsePlatform }, { pickRenderer }, { ImagePullAbortedError }] = await Promise.all([
       import("../../oci/index.ts"),
       import("../progress.ts"),
@@ -103,7 +102,7 @@ export const imagePullCommand: Command = {
         process.off("SIGINT", onSignal);
         process.off("SIGTERM", onSignal);
       }
-    });
+    }, settings);
   },
 };
 

@@ -2,6 +2,7 @@ import { parseArgs, option, parseSize, UsageError } from "../args.ts";
 import type { Command } from "../command.ts";
 import { fstatSync, statSync, type Stats } from "node:fs";
 import type { LoadedRootfs } from "../../tar/index.ts";
+import { lenientSourceDateEpoch, readEnvSettings } from "../env.ts";
 
 const options = [
   { name: "rootfs-tar", value: true, required: true, description: "rootfs tar to convert (PAX/GNU/ustar); - reads standard input" },
@@ -25,6 +26,7 @@ export const makeExt4Command: Command = {
     const sizeText = option(args, "size");
     const size = sizeText === undefined ? undefined : parseSize(sizeText);
     refuseOutputOverInput(input, out);
+    const settings = readEnvSettings(process.env);
     // The image file exists (unnamed) before the tar is read, so each file's data is written
     // into it from the bytes just read, overlapping the read and the planning.
     // Loaded here, not at the top: `banger` starts every command, and each pays only for its own modules.
@@ -35,7 +37,10 @@ export const makeExt4Command: Command = {
       uuid: option(args, "uuid"),
       label: option(args, "label"),
       metadataCsum: !args.flags.has("no-metadata-csum"),
+      timestamp: lenientSourceDateEpoch(settings.sourceDateEpoch),
       likelyDataBytes: input === "-" ? undefined : fileSize(input),
+      io: settings.io,
+      timing: settings.timing,
     });
     let loaded: LoadedRootfs | null = null;
     try {
@@ -43,13 +48,15 @@ export const makeExt4Command: Command = {
       const cpu0 = process.cpuUsage();
       loaded = await loadRootfsTar(input, {
         spoolNear: out,
-        fileDataSink: (source) => writer.fileDataSink(source),
+        io: settings.io,
+        fileDataSink: (source, spool) => writer.fileDataSink(source, spool),
       });
-      if (process.env.BANGER_TIMING) {
+      const timing = settings.timing;
+      if (timing) {
         const cpu = process.cpuUsage(cpu0);
-        console.error(`start-up (runtime, modules, image file): ${t0.toFixed(0)} ms wall, ${((cpu0.user + cpu0.system) / 1000).toFixed(0)} ms cpu`);
-        console.error(`tar read (file data written meanwhile): ${(performance.now() - t0).toFixed(0)} ms wall, ${((cpu.user + cpu.system) / 1000).toFixed(0)} ms cpu`);
-        if (loaded.spooledBytes !== undefined) console.error(`standard input spooled: ${(loaded.spooledBytes / 1048576).toFixed(1)} MiB`);
+        timing(`start-up (runtime, modules, image file): ${t0.toFixed(0)} ms wall, ${((cpu0.user + cpu0.system) / 1000).toFixed(0)} ms cpu`);
+        timing(`tar read (file data written meanwhile): ${(performance.now() - t0).toFixed(0)} ms wall, ${((cpu.user + cpu.system) / 1000).toFixed(0)} ms cpu`);
+        if (loaded.spooledBytes !== undefined) timing(`standard input spooled: ${(loaded.spooledBytes / 1048576).toFixed(1)} MiB`);
       }
       const stats = await writer.finish(loaded.root, loaded.sources, loaded.identity);
       console.error(

@@ -3,7 +3,7 @@
 // metadata_csum, group descriptors with gdt_csum (uninit_bg) are checked with crc16.
 import { crc32c } from "../crc32c.ts";
 import { RO_COMPAT_METADATA_CSUM, S_IFDIR } from "../constants.ts";
-import type { Ext4Reader } from "../read.ts";
+import type { Ext4Reader } from "./reader.ts";
 import { le32, le64, u16, u32 } from "./bytes.ts";
 import { DIR_TAIL_SIZE, hasDirTail, parseDxEntries, parseDxRootInfo } from "./dir.ts";
 import { EXTENT_ENTRY_SIZE, EXTENT_HEADER_SIZE } from "./extents.ts";

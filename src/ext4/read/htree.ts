@@ -2,7 +2,7 @@
 // selects, index entries are sorted, and every block is reached exactly once. Uses the
 // reader's own hash implementation (./dirhash.ts), so it checks the writer's hashing too.
 import { FLAGS_UNSIGNED_HASH, INCOMPAT_FILETYPE, S_IFDIR } from "../constants.ts";
-import type { Ext4Reader } from "../read.ts";
+import type { Ext4Reader } from "./reader.ts";
 import { u16, u32 } from "./bytes.ts";
 import { parseDirBlock, parseDxEntries, parseDxRootInfo } from "./dir.ts";
 import { dirHash } from "./dirhash.ts";

@@ -1,7 +1,6 @@
 // Registry source: reference -> manifest for the platform -> config and layers in the blob
 // cache (parallel, bounded, resumable, verified) -> layers opened from the cache.
 import { BlobCache, type BlobIngest } from "../cache.ts";
-import { dockerConfigCredentials } from "../credentials.ts";
 import { OciAuthError, OciDigestMismatchError, OciError, OciNotFoundError, errorText } from "../errors.ts";
 import { sleep, retryDelay } from "../http.ts";
 import { layerChunks, fileChunks, toReadableStream } from "../layer-stream.ts";
@@ -14,7 +13,9 @@ import { formatReference, parseReference, referenceTarget, type Reference } from
 import { RegistryClient, type RegistryClientOptions } from "../registry.ts";
 import type { ImageSource, ProgressListener, ResolveOptions, ResolvedImage } from "../source.ts";
 
+/** `credentials` absent: anonymous access (the daemon passes dockerConfigCredentials({ env })). */
 export interface RegistrySourceOptions extends RegistryClientOptions {
+  /** Where blobs are downloaded to; needed to resolve (not to name or describe a reference). */
   cache?: BlobCache;
   /** Layers downloaded at once (default 3). */
   concurrency?: number;
@@ -27,12 +28,15 @@ function permanent(err: unknown): boolean {
 export class RegistrySource implements ImageSource {
   readonly ref: Reference;
   private readonly client: RegistryClient;
-  private readonly cache: BlobCache;
 
   constructor(reference: string, private readonly opts: RegistrySourceOptions = {}) {
     this.ref = parseReference(reference);
-    this.client = new RegistryClient({ ...opts, credentials: opts.credentials ?? dockerConfigCredentials() });
-    this.cache = opts.cache ?? BlobCache.atDefault();
+    this.client = new RegistryClient(opts);
+  }
+
+  private get cache(): BlobCache {
+    if (!this.opts.cache) throw new OciError(`${this.describe()}: no blob cache to download into (RegistrySourceOptions.cache)`);
+    return this.opts.cache;
   }
 
   describe(): string {

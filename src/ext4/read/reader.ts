@@ -1,11 +1,13 @@
 // ext4 reader: an independent check on the writer, built from the on-disk format docs
-// (Documentation/filesystems/ext4/*). Positional reads only; nothing is mounted.
+// (Documentation/filesystems/ext4/*). Positional reads only; nothing is mounted. Ext4Reader
+// exposes the on-disk structures (for tests that check them); index.ts gives everyone else
+// a narrow handle over it (openExt4Image).
 // Handles any block size, 32/64-byte group descriptors, meta_bg GDT placement, extent trees of
 // any depth and old block maps, linear and htree directories, fast/slow symlinks, in-inode and
 // block xattrs (and EA-inode values), POSIX ACLs (returned in the VFS format).
 import { closeSync, openSync, readSync } from "node:fs";
-import type { FsNode, NodeKind } from "../tree/types.ts";
-import { displayName } from "../tree/names.ts";
+import type { FsNode, NodeKind } from "../../tree/types.ts";
+import { displayName } from "../../tree/names.ts";
 import {
   INCOMPAT_64BIT,
   INCOMPAT_FILETYPE,
@@ -21,24 +23,15 @@ import {
   S_IFREG,
   S_IFSOCK,
   SUPERBLOCK_OFFSET,
-} from "./constants.ts";
-import { ext4AclToVfs } from "./acl.ts";
-import { u32 } from "./read/bytes.ts";
-import { parseDirBlock, type DirEntry } from "./read/dir.ts";
-import { walkBlockMap, walkExtents, type Extent, type ExtentNode } from "./read/extents.ts";
-import { groupHasSuperblock, parseGroupDesc, type GroupDesc } from "./read/group.ts";
-import { parseInode, type Inode } from "./read/inode.ts";
-import { INCOMPAT_META_BG, parseSuperblock, SUPERBLOCK_SIZE, type Superblock } from "./read/superblock.ts";
-import { parseInodeXattrs, parseXattrBlock, type XattrEntry } from "./read/xattr.ts";
-
-export type { Superblock } from "./read/superblock.ts";
-export type { GroupDesc } from "./read/group.ts";
-export type { Inode } from "./read/inode.ts";
-export type { Extent } from "./read/extents.ts";
-export type { DirEntry } from "./read/dir.ts";
-export { verifyChecksums } from "./read/checksums.ts";
-export { checkDirIndex, verifyDirIndex } from "./read/htree.ts";
-export { dirHash } from "./read/dirhash.ts";
+} from "../constants.ts";
+import { ext4AclToVfs } from "../acl.ts";
+import { u32 } from "./bytes.ts";
+import { parseDirBlock, type DirEntry } from "./dir.ts";
+import { walkBlockMap, walkExtents, type Extent, type ExtentNode } from "./extents.ts";
+import { groupHasSuperblock, parseGroupDesc, type GroupDesc } from "./group.ts";
+import { parseInode, type Inode } from "./inode.ts";
+import { INCOMPAT_META_BG, parseSuperblock, SUPERBLOCK_SIZE, type Superblock } from "./superblock.ts";
+import { parseInodeXattrs, parseXattrBlock, type XattrEntry } from "./xattr.ts";
 
 const INODE_FLAG_INLINE_DATA = 0x10000000;
 const BLOCK_CACHE_LIMIT = 4096;
@@ -377,11 +370,18 @@ export class Ext4Reader {
     return node;
   }
 
-  readTree(opts: { includeLostFound?: boolean } = {}): FsNode {
+  /**
+   * The tree under directory `at` (default the root), file contents included. `maxBytes` bounds
+   * the file bytes read into memory: past it, an error naming the file.
+   */
+  readTree(opts: { includeLostFound?: boolean; at?: number; maxBytes?: number } = {}): FsNode {
     const byIno = new Map<number, FsNode>();
-    const root = this.nodeOf(ROOT_INO);
-    byIno.set(ROOT_INO, root);
-    const stack: Array<[number, FsNode, string]> = [[ROOT_INO, root, ""]];
+    const top = opts.at ?? ROOT_INO;
+    const root = this.nodeOf(top);
+    if (root.kind !== "dir") throw new Error(`${this.path}: inode ${top} is a ${root.kind}, not a directory`);
+    byIno.set(top, root);
+    let bytes = 0;
+    const stack: Array<[number, FsNode, string]> = [[top, root, ""]];
     while (stack.length > 0) {
       const [dirIno, dir, path] = stack.pop()!;
       for (const e of this.readDir(dirIno)) {
@@ -391,7 +391,11 @@ export class Ext4Reader {
         if (child) {
           if (child.kind === "dir") throw new Error(`${this.path}: directory inode ${e.ino} reachable twice (again as "${displayName(path + "/" + e.name)}")`);
         } else {
+          if (opts.maxBytes !== undefined && this.inode(e.ino).size + bytes > opts.maxBytes && kindOfMode(this.inode(e.ino).mode) === "file") {
+            throw new Error(`${this.path}: more than ${opts.maxBytes} bytes of files (at "${displayName(path + "/" + e.name)}")`);
+          }
           child = this.nodeOf(e.ino);
+          bytes += child.size;
           byIno.set(e.ino, child);
           if (child.kind === "dir") stack.push([e.ino, child, path + "/" + e.name]);
         }

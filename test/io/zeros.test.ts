@@ -3,7 +3,7 @@
 // fed in random chunk sizes.
 import { expect, test } from "bun:test";
 import fc from "fast-check";
-import { ZeroBlockScanner, ZERO_BLOCK_SIZE } from "../../src/tar/zeros.ts";
+import { ZeroBlockScanner, ZERO_BLOCK_SIZE } from "../../src/io/zeros.ts";
 
 function referenceRuns(data: Uint8Array): Uint32Array | undefined {
   const runs: number[] = [];

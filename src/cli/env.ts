@@ -1,0 +1,51 @@
+// The settings banger takes from the environment, read in one place. Library code never reads
+// the environment: each command calls readEnvSettings(process.env) once and passes the result
+// down as options (IoOptions, the writer's timing, a timestamp). The XDG directories are the
+// other environment input; createServices takes those from the environment object it is given.
+import type { IoOptions } from "../io/options.ts";
+import { UsageError } from "./args.ts";
+
+export type Environment = Record<string, string | undefined>;
+
+export interface EnvSettings {
+  /** BANGER_NO_MMAP, BANGER_NO_DIRECT_IO, BANGER_NO_COPY_FILE_RANGE, BANGER_NO_TMPFILE: any non-empty value turns that way off. */
+  io: IoOptions;
+  /** BANGER_TIMING: print each phase's wall and CPU milliseconds on stderr (see bench/). */
+  timing: ((line: string) => void) | undefined;
+  /**
+   * SOURCE_DATE_EPOCH (reproducible builds) as given, for the superblock times. Commands differ
+   * in what they accept: strictSourceDateEpoch, lenientSourceDateEpoch.
+   */
+  sourceDateEpoch: string | undefined;
+}
+
+/** Reads every setting once; `env` is process.env in the CLI (an object in tests). */
+export function readEnvSettings(env: Environment): EnvSettings {
+  // Only the ways turned off are set: the libraries' defaults are the fast ways.
+  const io: IoOptions = {};
+  if (env.BANGER_NO_MMAP) io.mmap = false;
+  if (env.BANGER_NO_DIRECT_IO) io.directIo = false;
+  if (env.BANGER_NO_COPY_FILE_RANGE) io.copyFileRange = false;
+  if (env.BANGER_NO_TMPFILE) io.tmpfile = false;
+  return {
+    io,
+    timing: env.BANGER_TIMING ? (line) => console.error(line) : undefined,
+    sourceDateEpoch: env.SOURCE_DATE_EPOCH,
+  };
+}
+
+/** SOURCE_DATE_EPOCH as `image pull` takes it: a whole number of seconds; anything else is refused. */
+export function strictSourceDateEpoch(text: string | undefined): number | undefined {
+  if (text === undefined || text === "") return undefined;
+  if (!/^\d+$/.test(text)) throw new UsageError(`SOURCE_DATE_EPOCH "${text}" is not a whole number of seconds`);
+  return Number(text);
+}
+
+/**
+ * SOURCE_DATE_EPOCH as `internal make-ext4` has always taken it: any value that reads as a
+ * positive whole number, other values ignored (the times are then 0, as without it).
+ */
+export function lenientSourceDateEpoch(text: string | undefined): number | undefined {
+  const n = Number(text);
+  return Number.isSafeInteger(n) && n > 0 ? n : undefined;
+}
