@@ -2,7 +2,7 @@
 // JavaScriptCore bytecode, so a run skips transpiling, parsing and compiling ~60 modules: the
 // Debian make-ext4 measured 251 against 274 ms from source (25 interleaved runs), the CPU 350
 // against 382 ms. The bundle lives in node_modules/.cache/banger/ with a fingerprint of
-// every file under src/ (path, size, mtime), of this Bun and of this checkout's path; it is
+// every file under src/ and assets/ (path, size, mtime), of this Bun and of this checkout's path; it is
 // rebuilt, in-process, whenever the fingerprint changes, so an edited source never runs stale.
 // Where it cannot be built (read-only checkout, a bundler error) the sources run as they are.
 // Worker threads still start from their source files (the bundle refers to them by path).
@@ -39,6 +39,12 @@ function fingerprint(): string {
     }
   };
   walk(SRC);
+  // The guest files are embedded in the bundle too: an edited one must rebuild it.
+  try {
+    walk(join(ROOT, "assets"));
+  } catch {
+    // no assets dir (a partial copy): the sources' imports will say what is missing
+  }
   return Bun.hash(parts.join("\n")).toString(16);
 }
 

@@ -16,6 +16,7 @@ function checkoutCopy(name: string): string {
   const dir = join(work, name);
   mkdirSync(join(dir, "node_modules"), { recursive: true });
   cpSync(join(REPO_ROOT, "src"), join(dir, "src"), { recursive: true });
+  cpSync(join(REPO_ROOT, "assets"), join(dir, "assets"), { recursive: true });
   for (const f of ["package.json", "package-lock.json", "tsconfig.json", "bunfig.toml"]) cpSync(join(REPO_ROOT, f), join(dir, f));
   for (const entry of readdirSync(join(REPO_ROOT, "node_modules"))) {
     if (entry !== ".cache") symlinkSync(join(REPO_ROOT, "node_modules", entry), join(dir, "node_modules", entry));
@@ -71,6 +72,16 @@ test("a new source file changes the fingerprint too", async () => {
   const fingerprintFile = join(dir, "node_modules", ".cache", "banger", bundles(dir)[0]!, "fingerprint");
   const before = readFileSync(fingerprintFile, "utf8");
   writeFileSync(join(dir, "src", "cli", "unused-extra.ts"), "export const x = 1;\n");
+  expect((await banger(dir, ["--help"])).code).toBe(0);
+  expect(readFileSync(fingerprintFile, "utf8")).not.toBe(before);
+}, 60_000);
+
+test("an edited guest file (assets/, embedded in the bundle) rebuilds it too", async () => {
+  const dir = checkoutCopy("asset");
+  expect((await banger(dir, ["--help"])).code).toBe(0);
+  const fingerprintFile = join(dir, "node_modules", ".cache", "banger", bundles(dir)[0]!, "fingerprint");
+  const before = readFileSync(fingerprintFile, "utf8");
+  writeFileSync(join(dir, "assets", "guest", "usr", "local", "sbin", "poweroff"), "#!/bin/sh\n# edited\n");
   expect((await banger(dir, ["--help"])).code).toBe(0);
   expect(readFileSync(fingerprintFile, "utf8")).not.toBe(before);
 }, 60_000);
