@@ -278,21 +278,32 @@ function imageTime(image: ResolvedImage): Timestamp {
 }
 
 /** Decides the boot path from the merged tree, then merges the guest files as the top layer. */
-function addGuestLayer(merger: LayerMerger, setup: GuestSetup, image: ResolvedImage, sources: ByteSource[]): { choice: InitChoice; injected: string[] } {
+function addGuestLayer(merger: LayerMerger, setup: GuestSetup, image: ResolvedImage, sources: ByteSource[]): AddedGuest {
   const choice = detectInit(merger.root);
+  // Asked before the guest layer, which makes a /root for the SSH key where the image has none.
+  const rootHome = merger.root.children!.get("root");
+  const seedless = rootHome === undefined ? "the image has no /root: no work seed was made" : rootHome.kind !== "dir" ? `the image's /root is a ${rootHome.kind}, not a directory: no work seed was made` : null;
   const layer = guestLayer(merger.root, setup.assets, { init: choice.kind, authorizedKeys: setup.authorizedKeys, time: imageTime(image) });
   merger.beginLayer(sources.length, `${image.source}: banger's guest files`);
   for (const e of layer.entries) merger.add(e);
   merger.endLayer();
   sources.push(layer.source);
-  return { choice, injected: layer.injected };
+  return { choice, injected: layer.injected, seedless };
 }
 
-async function finishGuest(req: BuildRequest, guest: { choice: InitChoice; injected: string[] }): Promise<GuestResult> {
+interface AddedGuest {
+  choice: InitChoice;
+  injected: string[];
+  /** Why the image gets no work seed, or null. */
+  seedless: string | null;
+}
+
+async function finishGuest(req: BuildRequest, guest: AddedGuest): Promise<GuestResult> {
   const warnings: string[] = [];
   let workSeedPath: string | null = null;
   const seedOut = req.guest?.workSeedOut;
-  if (seedOut) {
+  if (guest.seedless) warnings.push(guest.seedless);
+  else if (seedOut) {
     const seed = await writeWorkSeed(req.out, seedOut, { timestamp: req.timestamp, identity: imageIdentity(req.image), io: req.io });
     if (seed.written) workSeedPath = seedOut;
     else warnings.push(seed.warning);

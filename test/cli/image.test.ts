@@ -274,3 +274,42 @@ test("image pull rootfs:FILE --json: publishes the image, and image ls reads the
   expect(rows().some((x) => x.id === rec.id)).toBe(true);
   expect(imagesDir().some((d) => d.endsWith(".staging"))).toBe(false);
 });
+
+test("image pull: the image's /root becomes work-seed.ext4; an image without /root is published with a warning and no seed", async () => {
+  // tarFile has no /root: a warning on stderr (it matters even with --json), no seed.
+  const bare = await banger(["image", "pull", `rootfs:${tarFile}`, "--name", "bare", "--json"]);
+  expect(bare.code, bare.stderr).toBe(0);
+  expect(bare.stderr).toContain("warning: the image has no /root: no work seed was made");
+  const bareRec = JSON.parse(bare.stdout) as ImageRecord;
+  expect(bareRec.workSeedPath).toBeNull();
+  expect(fs.existsSync(path.join(path.dirname(bareRec.rootfsPath), "work-seed.ext4"))).toBe(false);
+  expect(bareRec.init).toBe("banger-init");
+  expect(bareRec.injected).toContain("/root/.ssh/authorized_keys");
+
+  const t = new TarBuilder();
+  t.dir("root/", { mode: 0o700, mtime: 1_700_000_000 });
+  t.file("root/.bashrc", "PS1='# '\n", { mode: 0o644, mtime: 1_700_000_000 });
+  t.dir("root/.config/", { mode: 0o755, uid: 5, mtime: 1_700_000_000 });
+  const withRoot = path.join(tmp, "with-root.tar");
+  fs.writeFileSync(withRoot, t.end());
+  const r = await banger(["image", "pull", `rootfs:${withRoot}`, "--name", "homey", "--json"]);
+  expect(r.code, r.stderr).toBe(0);
+  expect(r.stderr).not.toContain("warning");
+  const rec = JSON.parse(r.stdout) as ImageRecord;
+  expect(rec.workSeedPath).toBe(path.join(path.dirname(rec.rootfsPath), "work-seed.ext4"));
+  const { openExt4Image } = await import("../../src/ext4/read/index.ts");
+  const seed = openExt4Image(rec.workSeedPath!);
+  try {
+    const root = seed.readTree();
+    expect(root.mode).toBe(0o700);
+    expect(new TextDecoder().decode(root.children!.get(".bashrc")!.bytes!)).toBe("PS1='# '\n");
+    expect(root.children!.get(".config")!.uid).toBe(5);
+    // banger's own key is in the seed too: the seed is /root as the image boots with it.
+    expect(root.children!.get(".ssh")!.children!.has("authorized_keys")).toBe(true);
+  } finally {
+    seed.close();
+  }
+  const show = await banger(["image", "show", "homey"]);
+  expect(show.stdout).toContain(`work seed:  ${rec.workSeedPath}`);
+  expect(show.stdout).toMatch(/injected: +\/root\/\.ssh\/authorized_keys\n/);
+});
