@@ -9,7 +9,7 @@ import { FIRST_BOOT_MARKER } from "./assets-types.ts";
 
 export interface GuestLayerOptions {
   init: InitKind;
-  /** Lines for /root/.ssh/authorized_keys (banger's public key). */
+  /** Lines for /root/.ssh/authorized_keys (banger's public key); "" writes none (a bundle made to share). */
   authorizedKeys: string;
   /** Times of every injected entry (the pull's timestamp: reproducible images). */
   time: Timestamp;
@@ -73,9 +73,11 @@ export function guestLayer(root: FsNode, assets: GuestAssets, opts: GuestLayerOp
   const text = new TextEncoder();
 
   if (!root.children?.has("root")) dir("root", 0o700);
-  // sshd refuses keys in a group- or world-writable .ssh: the modes are set, whatever the image had.
-  dir("root/.ssh", 0o700);
-  file("root/.ssh/authorized_keys", 0o600, text.encode(opts.authorizedKeys.endsWith("\n") ? opts.authorizedKeys : `${opts.authorizedKeys}\n`));
+  if (opts.authorizedKeys !== "") {
+    // sshd refuses keys in a group- or world-writable .ssh: the modes are set, whatever the image had.
+    dir("root/.ssh", 0o700);
+    file("root/.ssh/authorized_keys", 0o600, text.encode(opts.authorizedKeys.endsWith("\n") ? opts.authorizedKeys : `${opts.authorizedKeys}\n`));
+  }
   file(FIRST_BOOT_MARKER.slice(1), 0o644, new Uint8Array(0));
   // banger-init logs to /dev/console before it mounts devtmpfs over /dev: the node must exist.
   if (opts.init === "banger-init" && !root.children?.get("dev")?.children?.has("console")) {
