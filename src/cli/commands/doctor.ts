@@ -1,8 +1,9 @@
 // banger doctor: is this host ready to build and boot images? The checks live in src/doctor and
-// ask a HostProbe; here the environment becomes their inputs (the XDG dirs, PATH, whether to
-// color), as it does for every command.
+// ask a HostProbe; here the environment becomes their inputs: the XDG dirs (bangerPaths, as
+// createServices takes them), PATH for the probe's `which`, NO_COLOR through src/cli/env.ts.
 import { parseArgs, UsageError } from "../args.ts";
 import type { Command } from "../command.ts";
+import { readEnvSettings } from "../env.ts";
 
 const options = [{ name: "json", value: false, description: "print an array of {id, status, summary, fix?} on stdout instead of text" }];
 
@@ -27,8 +28,7 @@ export const doctorCommand: Command = {
     if (args.flags.has("json")) {
       console.log(JSON.stringify(reports));
     } else {
-      // https://no-color.org: any non-empty NO_COLOR turns colors off, even on a terminal.
-      const color = process.stdout.isTTY === true && !process.env.NO_COLOR;
+      const color = process.stdout.isTTY === true && !readEnvSettings(process.env).noColor;
       console.log(formatReports(reports, { color }));
     }
     return exitCodeFor(reports);
