@@ -17,6 +17,8 @@ export interface EnvSettings {
    * in what they accept: strictSourceDateEpoch, lenientSourceDateEpoch.
    */
   sourceDateEpoch: string | undefined;
+  /** NO_COLOR (https://no-color.org): any non-empty value keeps escape codes out even on a terminal. */
+  noColor: boolean;
 }
 
 /** Reads every setting once; `env` is process.env in the CLI (an object in tests). */
@@ -31,6 +33,7 @@ export function readEnvSettings(env: Environment): EnvSettings {
     io,
     timing: env.BANGER_TIMING ? (line) => console.error(line) : undefined,
     sourceDateEpoch: env.SOURCE_DATE_EPOCH,
+    noColor: Boolean(env.NO_COLOR),
   };
 }
 

@@ -36,3 +36,9 @@ test("image pull refuses an epoch that is not a whole number; make-ext4 ignores 
   expect(lenientSourceDateEpoch("0")).toBeUndefined();
   expect(lenientSourceDateEpoch("1700000000")).toBe(1700000000);
 });
+
+test("NO_COLOR: any non-empty value turns colors off", () => {
+  expect(readEnvSettings({}).noColor).toBe(false);
+  expect(readEnvSettings({ NO_COLOR: "" }).noColor).toBe(false);
+  expect(readEnvSettings({ NO_COLOR: "1" }).noColor).toBe(true);
+});
