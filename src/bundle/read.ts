@@ -23,6 +23,11 @@ class ByteReader {
   private done = false;
   constructor(private readonly it: AsyncIterator<Uint8Array>) {}
 
+  /** Stops the source (it may hold a file open): the end marker comes before its last bytes. */
+  async close(): Promise<void> {
+    await this.it.return?.();
+  }
+
   private async fill(): Promise<boolean> {
     while (this.at >= this.chunk.length) {
       if (this.done) return false;
@@ -125,12 +130,15 @@ export interface UnpackOptions {
 
 /** Unpacks a bundle's tar stream (already decompressed) into `dir`; returns its checked manifest. */
 export async function unpackBundle(tar: AsyncIterable<Uint8Array>, dir: string, opts: UnpackOptions): Promise<BundleManifest> {
+  const reader = new ByteReader(tar[Symbol.asyncIterator]());
   try {
-    return await unpack(new ByteReader(tar[Symbol.asyncIterator]()), dir, opts);
+    return await unpack(reader, dir, opts);
   } catch (err) {
     const e = err instanceof Error ? err : new Error(String(err));
     if (!e.message.startsWith(opts.where)) e.message = `${opts.where}: ${e.message}`;
     throw e;
+  } finally {
+    await reader.close().catch(() => {});
   }
 }
 

@@ -1,0 +1,29 @@
+// Installing a catalog image: its bundle downloaded (verified, resumable, kept in the cache
+// under its sha256 so a second pull downloads nothing) and unpacked into the image's staging
+// directory, where publishing takes over as for any pull.
+import fs from "node:fs";
+import path from "node:path";
+import { unpackBundle } from "../bundle/read.ts";
+import type { BundleManifest } from "../bundle/manifest.ts";
+import { fileChunks } from "../oci/layer-stream.ts";
+import { downloadVerified } from "../oci/download.ts";
+import { zstdDecompressNative } from "../oci/zstd.ts";
+import type { CatalogImage } from "./catalog.ts";
+
+export interface InstallOptions {
+  /** Where verified bundles are kept ($XDG_CACHE_HOME/banger/bundles). */
+  bundleDir: string;
+  signal?: AbortSignal;
+  progress?: (done: number, total: number) => void;
+}
+
+export async function installBundle(entry: CatalogImage, staging: string, opts: InstallOptions): Promise<BundleManifest> {
+  fs.mkdirSync(opts.bundleDir, { recursive: true });
+  const file = path.join(opts.bundleDir, `${entry.sha256}.tar.zst`);
+  const what = `image "${entry.name}" (catalog)`;
+  if (!fs.existsSync(file)) await downloadVerified(entry.url, file, { sha256: entry.sha256, size: entry.size, signal: opts.signal, progress: opts.progress, what });
+  else opts.progress?.(entry.size, entry.size);
+  const manifest = await unpackBundle(zstdDecompressNative(fileChunks(file)), staging, { where: `${what} bundle ${entry.url}`, arch: entry.arch });
+  if (manifest.name !== entry.name) throw new Error(`${what}: the bundle says it is "${manifest.name}"`);
+  return manifest;
+}
