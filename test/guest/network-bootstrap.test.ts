@@ -186,4 +186,23 @@ describe("banger-network-bootstrap", () => {
     expect(r.stderr).toContain("no network interface besides lo");
     expect(box.calls()).toEqual(["ip link set dev lo up"]);
   });
+
+  eachShell("BANGER_AUTHORIZED_KEY lines: added to root's authorized_keys once, 0700/0600; a bad one is skipped", async (sh) => {
+    const key1 = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMzU6iQY55XCxF67XfckbG2pPA3y7G+0YOIfQd60GJXq banger";
+    const key2 = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQC7 someone@host";
+    const conf = `BANGER_AUTHORIZED_KEY="${key1}"\nBANGER_AUTHORIZED_KEY='${key2}'\nBANGER_AUTHORIZED_KEY="rm -rf / #"\n`;
+    const box = guest(conf).linkTools("mkdir", "chmod", "grep").stub("ip").stub("hostname");
+    box.write("/root/.ssh/authorized_keys", `${key2}\n`, 0o644);
+    const r = await runScript(sh, SCRIPTS.network, box, { env: RUN_ENV });
+    expectExit(r, 1);
+    expect(r.stderr).toContain("BANGER_AUTHORIZED_KEY is not an OpenSSH public key line: skipped");
+    expect(r.stderr).toContain("authorized keys: 1 added");
+    expect(box.read("/root/.ssh/authorized_keys")).toBe(`${key2}\n${key1}\n`);
+    expect(lstatSync(box.path("/root/.ssh/authorized_keys")).mode & 0o777).toBe(0o600);
+    expect(lstatSync(box.path("/root/.ssh")).mode & 0o777).toBe(0o700);
+    // A second boot adds nothing.
+    const again = await runScript(sh, SCRIPTS.network, box, { env: RUN_ENV });
+    expect(again.stderr).toContain("authorized keys: 0 added");
+    expect(box.read("/root/.ssh/authorized_keys")).toBe(`${key2}\n${key1}\n`);
+  });
 });
