@@ -32,9 +32,10 @@ export interface RetryPolicy {
 export const DEFAULT_RETRY: RetryPolicy = { retries: 5, baseDelayMs: 500, maxDelayMs: 15_000, maxRetryAfterMs: 60_000 };
 
 export interface SendOptions {
-  method?: "GET" | "HEAD" | "POST";
+  method?: "GET" | "HEAD" | "POST" | "PUT";
   headers?: Record<string, string>;
-  body?: string;
+  /** A request body held in memory (pushes: a bundle blob, a manifest). */
+  body?: string | Uint8Array;
   signal?: AbortSignal;
   /** Origin that may receive the Authorization header; redirects elsewhere lose it. */
   trustedOrigin?: string;

@@ -67,16 +67,19 @@ export class RegistryClient {
   }
 
   /** GET under /v2/<repository>/, answering one auth challenge; returns whatever came last. */
-  private async get(ref: Reference, pathTail: string, headers: Record<string, string>): Promise<HttpResponse> {
-    const base = this.base(ref);
-    const url = `${base}/v2/${ref.repository}/${pathTail}`;
-    const origin = new URL(base).origin;
-    const scope = `repository:${ref.repository}:pull`;
+  private get(ref: Reference, pathTail: string, headers: Record<string, string>): Promise<HttpResponse> {
+    return this.call(ref, `${this.base(ref)}/v2/${ref.repository}/${pathTail}`, { method: "GET", headers }, "pull");
+  }
+
+  /** A request to the registry with the pull (or pull+push) scope's credentials, answering one auth challenge. */
+  private async call(ref: Reference, url: string, req: { method: "GET" | "HEAD" | "POST" | "PUT"; headers: Record<string, string>; body?: Uint8Array | string }, access: "pull" | "push"): Promise<HttpResponse> {
+    const origin = new URL(this.base(ref)).origin;
+    const scope = `repository:${ref.repository}:${access === "push" ? "pull,push" : "pull"}`;
     for (let round = 0; ; round++) {
-      const h: Record<string, string> = { "user-agent": this.userAgent, ...headers };
+      const h: Record<string, string> = { "user-agent": this.userAgent, ...req.headers };
       const authz = this.auth.cached(ref.registry, scope);
       if (authz) h.authorization = authz;
-      const res = await sendWithRetry(url, { headers: h, signal: this.opts.signal, trustedOrigin: origin }, this.policy);
+      const res = await sendWithRetry(url, { method: req.method, headers: h, body: req.body, signal: this.opts.signal, trustedOrigin: origin }, this.policy);
       const fromRegistry = new URL(res.url).origin === origin;
       if (res.status === 401 && fromRegistry && round === 0) {
         res.discard();
@@ -193,5 +196,41 @@ export class RegistryClient {
     }
     return { start, body: res.body, url: res.url, discard: () => res.discard() };
   }
-}
 
+  // ---- push (bundles as OCI artifacts) ----
+
+  /** Uploads a blob (monolithic: POST then PUT with the digest), unless the registry has it. */
+  async pushBlob(ref: Reference, digest: string, bytes: Uint8Array): Promise<"exists" | "uploaded"> {
+    const base = `${this.base(ref)}/v2/${ref.repository}`;
+    const head = await this.call(ref, `${base}/blobs/${digest}`, { method: "HEAD", headers: {} }, "push");
+    head.discard();
+    if (head.status === 200) return "exists";
+    const start = await this.call(ref, `${base}/blobs/uploads/`, { method: "POST", headers: { "content-length": "0" } }, "push");
+    if (start.status !== 202 || !start.headers.location) throw await this.pushError(ref, start, `starting the upload of ${digest}`);
+    start.discard();
+    const loc = new URL(start.headers.location, `${base}/`);
+    loc.searchParams.set("digest", digest);
+    const put = await this.call(ref, loc.href, { method: "PUT", headers: { "content-type": "application/octet-stream", "content-length": String(bytes.length) }, body: bytes }, "push");
+    if (put.status !== 201) throw await this.pushError(ref, put, `uploading ${digest}`);
+    put.discard();
+    return "uploaded";
+  }
+
+  /** PUTs a manifest under a tag (or its digest); returns the digest the registry names it by. */
+  async pushManifest(ref: Reference, tag: string, bytes: Uint8Array, mediaType: string): Promise<string> {
+    const url = `${this.base(ref)}/v2/${ref.repository}/manifests/${tag}`;
+    const res = await this.call(ref, url, { method: "PUT", headers: { "content-type": mediaType }, body: bytes }, "push");
+    if (res.status !== 201) throw await this.pushError(ref, res, `putting the manifest ${tag}`);
+    res.discard();
+    return sha256Digest(bytes);
+  }
+
+  private async pushError(ref: Reference, res: HttpResponse, what: string): Promise<OciError> {
+    const { text } = await errorSummary(res);
+    const refText = formatReference(ref);
+    if (res.status === 401 || res.status === 403) {
+      return new OciAuthError(`${refText}: registry ${ref.registry} refused ${what} (HTTP ${res.status}${text ? ": " + text : ""}); run \`docker login ${ref.registry}\` with an account that may push to ${ref.repository}`, { reference: refText, status: res.status, url: res.url });
+    }
+    return new OciError(`${refText}: ${what} failed: HTTP ${res.status}${text ? ": " + text : ""}`, { reference: refText, status: res.status, url: res.url });
+  }
+}

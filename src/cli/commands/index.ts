@@ -2,8 +2,9 @@ import type { Command } from "../command.ts";
 import { doctorCommand } from "./doctor.ts";
 import { imageCommands } from "./image.ts";
 import { imageCachePruneCommand } from "./image-cache.ts";
+import { imagePushCommand } from "./image-push.ts";
 import { makeBundleCommand } from "./make-bundle.ts";
 import { makeExt4Command } from "./make-ext4.ts";
 
 /** Every command banger knows. Add new ones here. */
-export const COMMANDS: Command[] = [...imageCommands, imageCachePruneCommand, makeExt4Command, makeBundleCommand, doctorCommand];
+export const COMMANDS: Command[] = [...imageCommands, imagePushCommand, imageCachePruneCommand, makeExt4Command, makeBundleCommand, doctorCommand];
