@@ -4,7 +4,7 @@
 // the Debian rootfs is ~60 MB at level 19).
 import fs from "node:fs";
 import path from "node:path";
-import { bundleArtifactManifest, EMPTY_CONFIG } from "../bundle/artifact.ts";
+import { bundleArtifactManifest, EMPTY_CONFIG } from "../oci/bundle-artifact.ts";
 import { writeBundle } from "../bundle/write.ts";
 import { parseReference, type Reference } from "../oci/index.ts";
 import { sha256Digest } from "../oci/digest.ts";

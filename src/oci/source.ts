@@ -49,6 +49,11 @@ export interface ResolvedImage {
   openLayer(i: number): ReadableStream<Uint8Array>;
   /** Removes temporary files (a spooled stdin); safe to call more than once. */
   dispose(): Promise<void>;
+  /**
+   * Set when the reference is a banger bundle artifact (src/oci/bundle-artifact.ts) instead of
+   * an image: the verified bundle blob, for the bundle install path; `layers` is then empty.
+   */
+  bundle?: { digest: string; size: number; path: string };
 }
 
 export interface ImageSource {

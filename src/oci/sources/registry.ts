@@ -12,6 +12,7 @@ import { DownloadWatch, followDownload } from "../follow.ts";
 import { formatReference, parseReference, referenceTarget, type Reference } from "../reference.ts";
 import { RegistryClient, type RegistryClientOptions } from "../registry.ts";
 import type { ImageSource, ProgressListener, ResolveOptions, ResolvedImage } from "../source.ts";
+import { BUNDLE_LAYER_MEDIA_TYPE, bundleLayerOf } from "../bundle-artifact.ts";
 
 /** `credentials` absent: anonymous access (the daemon passes dockerConfigCredentials({ env })). */
 export interface RegistrySourceOptions extends RegistryClientOptions {
@@ -47,6 +48,8 @@ export class RegistrySource implements ImageSource {
     const refText = this.describe();
     const wanted = ropts.platform ?? hostPlatform();
     const top = await this.client.fetchManifest(this.ref, referenceTarget(this.ref));
+    const bundle = bundleLayerOf(safeJson(top.bytes));
+    if (bundle) return this.resolveBundle(top.digest, bundle, wanted, ropts.progress);
     let parsed = parseManifest(top.bytes, top.contentType, `manifest of ${refText} (${top.url})`);
     let manifestBytes = top.bytes;
     let manifestDigest = top.digest;
@@ -135,6 +138,25 @@ export class RegistrySource implements ImageSource {
   }
 
   /** Makes one blob present in the cache, resuming and retrying as needed. */
+  /** A bundle artifact: its one blob downloaded (verified) into the cache; installed by the caller. */
+  private async resolveBundle(manifestDigest: string, bundle: { digest: string; size: number }, platform: Platform, progress: ProgressListener | undefined): Promise<ResolvedImage> {
+    const refText = this.describe();
+    progress?.({ type: "resolved", source: refText, manifestDigest, platform, layers: [bundle] });
+    await this.fetchBlob({ mediaType: BUNDLE_LAYER_MEDIA_TYPE, digest: bundle.digest, size: bundle.size }, 0, progress);
+    return {
+      source: refText,
+      manifestDigest,
+      platform,
+      config: { os: platform.os, architecture: platform.architecture, rootfs: { type: "layers", diff_ids: [] }, raw: {} },
+      layers: [],
+      openLayer: () => {
+        throw new OciError(`${refText}: a bundle artifact has no layers to open`, { reference: refText });
+      },
+      dispose: async () => {},
+      bundle: { ...bundle, path: this.cache.blobPath(bundle.digest) },
+    };
+  }
+
   private async fetchBlob(d: Descriptor, index: number, progress: ProgressListener | undefined): Promise<void> {
     const emit = (state: "cached" | "downloading" | "resuming" | "retrying" | "done", bytesDone: number, reason?: string) =>
       index >= 0 && progress?.({ type: "layer", index, digest: d.digest, bytesDone, bytesTotal: d.size, state, ...(reason ? { reason } : {}) });
@@ -190,5 +212,13 @@ export class RegistrySource implements ImageSource {
         await sleep(retryDelay(attempt + 1, policy), this.opts.signal);
       }
     }
+  }
+}
+
+function safeJson(bytes: Uint8Array): unknown {
+  try {
+    return JSON.parse(new TextDecoder().decode(bytes));
+  } catch {
+    return null; // parseManifest reports it with context
   }
 }
