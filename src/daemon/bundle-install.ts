@@ -23,7 +23,12 @@ export async function installBundle(entry: CatalogImage, staging: string, opts: 
   const what = `image "${entry.name}" (catalog)`;
   if (!fs.existsSync(file)) await downloadVerified(entry.url, file, { sha256: entry.sha256, size: entry.size, signal: opts.signal, progress: opts.progress, what });
   else opts.progress?.(entry.size, entry.size);
-  const manifest = await unpackBundle(zstdDecompressNative(fileChunks(file)), staging, { where: `${what} bundle ${entry.url}`, arch: entry.arch });
+  const manifest = await unpackBundleFile(file, staging, `${what} bundle ${entry.url}`, entry.arch);
   if (manifest.name !== entry.name) throw new Error(`${what}: the bundle says it is "${manifest.name}"`);
   return manifest;
+}
+
+/** A verified bundle file (the cache's, a catalog download) unpacked into `staging`. */
+export function unpackBundleFile(file: string, staging: string, where: string, arch?: string): Promise<BundleManifest> {
+  return unpackBundle(zstdDecompressNative(fileChunks(file)), staging, { where, arch });
 }
