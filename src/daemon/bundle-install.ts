@@ -9,6 +9,10 @@ import { fileChunks } from "../oci/layer-stream.ts";
 import { downloadVerified } from "../oci/download.ts";
 import { zstdDecompressNative } from "../oci/zstd.ts";
 import type { CatalogImage } from "./catalog.ts";
+import type { ResolvedImage } from "../oci/index.ts";
+import { kernelCommandLine } from "../inject/index.ts";
+import type { BuildResult } from "./build-image.ts";
+import type { PullListener } from "./events.ts";
 
 export interface InstallOptions {
   /** Where verified bundles are kept ($XDG_CACHE_HOME/banger/bundles). */
@@ -31,4 +35,23 @@ export async function installBundle(entry: CatalogImage, staging: string, opts: 
 /** A verified bundle file (the cache's, a catalog download) unpacked into `staging`. */
 export function unpackBundleFile(file: string, staging: string, where: string, arch?: string): Promise<BundleManifest> {
   return unpackBundle(zstdDecompressNative(fileChunks(file)), staging, { where, arch });
+}
+
+/**
+ * A resolved bundle (ResolvedImage.bundle) unpacked into the staging dir as rootfs.ext4 and
+ * work-seed.ext4, described like a build's result so the pull publishes it the same way.
+ */
+export async function installBundleImage(image: ResolvedImage, staging: string, progress?: PullListener): Promise<BuildResult> {
+  const b = image.bundle!;
+  progress?.({ type: "phase", phase: "unpack", detail: "bundle" });
+  const m = await unpackBundleFile(b.path, staging, `${image.source}: bundle ${b.digest}`, image.platform.architecture);
+  const seed = path.join(staging, "work-seed.ext4");
+  const hasSeed = fs.existsSync(seed);
+  return {
+    sizeBytes: m.size_bytes,
+    blocksUsed: 0,
+    inodesUsed: 0,
+    uuid: "",
+    guest: { init: m.init, imageInit: null, kernelCmdline: kernelCommandLine(m.init), injected: [], workSeedPath: hasSeed ? seed : null, warnings: hasSeed ? [] : ["the bundle has no work seed"] },
+  };
 }

@@ -1,6 +1,6 @@
 // The one place the daemon's services are put together. The CLI (and later the daemon's
-// start-up) calls this with the process environment (for the XDG directories and the Docker
-// credentials) and the settings it resolved from it (src/cli/env.ts); everything below takes
+// start-up) calls this with the process environment (for the XDG directories, the Docker
+// credentials and BANGER_IMAGE_CATALOG) and the settings it resolved from it (src/cli/env.ts); everything below takes
 // options.
 import { BlobCache, dockerConfigCredentials, type SourceOptions } from "../oci/index.ts";
 import path from "node:path";
@@ -8,6 +8,7 @@ import { GUEST_ASSETS } from "../inject/index.ts";
 import { buildRootfs, type BuildSettings, type RootfsBuilderFn } from "./build-image.ts";
 import { ImageService } from "./image-service.ts";
 import { bangerPaths, type BangerPaths, type Env } from "./paths.ts";
+import { loadCatalog } from "./catalog.ts";
 import { ensureSshKey } from "./ssh-key.ts";
 import { SqliteImageStore } from "./store.ts";
 
@@ -25,6 +26,8 @@ export interface ServiceOverrides {
   buildSettings?: BuildSettings;
   sourceOptions?: SourceOptions;
   log?: (message: string) => void;
+  /** An image catalog file in place of the embedded one (default: $BANGER_IMAGE_CATALOG). */
+  imageCatalogFile?: string;
 }
 
 export function createServices(env: Env, overrides: ServiceOverrides = {}): Services {
@@ -37,6 +40,7 @@ export function createServices(env: Env, overrides: ServiceOverrides = {}): Serv
   };
   // The SSH key is made at the first pull that needs it, not when any command starts.
   const guest = { assets: GUEST_ASSETS, authorizedKeys: () => ensureSshKey(path.join(paths.configDir, "ssh")).publicKey };
-  const images = new ImageService({ paths, store, cache, build: overrides.build ?? buildRootfs, buildSettings: overrides.buildSettings, sourceOptions, log: overrides.log, guest });
+  const catalog = { images: loadCatalog(overrides.imageCatalogFile ?? (env.BANGER_IMAGE_CATALOG || undefined)), bundleDir: path.join(paths.cacheDir, "bundles") };
+  const images = new ImageService({ paths, store, cache, build: overrides.build ?? buildRootfs, buildSettings: overrides.buildSettings, sourceOptions, log: overrides.log, guest, catalog });
   return { paths, store, cache, images, close: () => store.close() };
 }

@@ -1,6 +1,8 @@
 // Image names: what a pull is called when the user gives no --name, and which names are allowed.
 // Names end up in paths, table cells and shell scripts, hence the small charset.
 import path from "node:path";
+import { CatalogSource } from "./catalog-source.ts";
+import { findInCatalog, type CatalogImage } from "./catalog.ts";
 import { DockerArchiveSource, OciLayoutSource, RegistrySource, RootfsTarSource, parseSource, type ImageSource, type SourceOptions } from "../oci/index.ts";
 
 export const NAME_PATTERN = /^[a-z0-9][a-z0-9._-]{0,63}$/;
@@ -35,6 +37,8 @@ export function defaultImageName(source: ImageSource, id: string): string {
     base = path.basename(source.dir) + (source.tag ? `-${source.tag}` : "");
   } else if (source instanceof DockerArchiveSource) {
     base = path.basename(source.file).replace(TAR_SUFFIX, "") + (source.tag ? `-${source.tag}` : "");
+  } else if (source instanceof CatalogSource) {
+    base = source.entry.name;
   } else if (source instanceof RootfsTarSource) {
     base = source.file === "-" ? `stdin-${id.slice(0, 8)}` : path.basename(source.file).replace(TAR_SUFFIX, "");
   } else {
@@ -47,7 +51,13 @@ export function defaultImageName(source: ImageSource, id: string): string {
  * Parses a source string and pins file paths to absolute ones, so the record says where the
  * image came from whatever directory a later command runs in. `normalized` is what records keep.
  */
-export function openSource(text: string, opts: SourceOptions): { source: ImageSource; normalized: string } {
+export function openSource(text: string, opts: SourceOptions, catalog?: { images: CatalogImage[]; arch: string; bundleDir: string }): { source: ImageSource; normalized: string } {
+  // A catalog name comes first; anything else (debian:bookworm, oci:DIR, ...) is an OCI source.
+  const entry = catalog ? findInCatalog(catalog.images, text, catalog.arch) : null;
+  if (entry && catalog) {
+    const source = new CatalogSource(entry, catalog.bundleDir, opts.signal);
+    return { source, normalized: source.describe() };
+  }
   const parsed = parseSource(text, opts);
   let source: ImageSource = parsed;
   if (parsed instanceof RootfsTarSource && parsed.file !== "-") source = new RootfsTarSource(path.resolve(parsed.file), opts);

@@ -10,7 +10,9 @@
 import fs from "node:fs";
 import path from "node:path";
 import type { BlobCache, ImageSource, Platform, ResolvedImage, SourceOptions } from "../oci/index.ts";
-import { formatPlatform } from "../oci/index.ts";
+import { formatPlatform, hostPlatform } from "../oci/index.ts";
+import { installBundleImage } from "./bundle-install.ts";
+import type { CatalogImage } from "./catalog.ts";
 import type { GuestAssets } from "../inject/index.ts";
 import type { BuildSettings, RootfsBuilderFn } from "./build-image.ts";
 import type { PullListener } from "./events.ts";
@@ -48,6 +50,8 @@ export interface ImageServiceOptions {
   now?: () => Date;
   /** banger's guest files and the public key for root; without it images are the layers alone. */
   guest?: { assets: GuestAssets; authorizedKeys: () => string };
+  /** Image catalog (names that install prebuilt bundles) and where verified bundles are kept. */
+  catalog?: { images: CatalogImage[]; bundleDir: string };
 }
 
 export interface PullRequest {
@@ -130,6 +134,7 @@ export class ImageService {
   private readonly log: (message: string) => void;
   private readonly now: () => Date;
   private readonly guest: ImageServiceOptions["guest"];
+  private readonly catalog: ImageServiceOptions["catalog"];
   /** Ids this process is pulling right now: our own pid in an owner file is live only for these. */
   private readonly inProgress = new Set<string>();
 
@@ -143,6 +148,7 @@ export class ImageService {
     this.log = opts.log ?? (() => {});
     this.now = opts.now ?? (() => new Date());
     this.guest = opts.guest;
+    this.catalog = opts.catalog;
   }
 
   private imageDir(id: string): string {
@@ -160,7 +166,8 @@ export class ImageService {
       // whatever ends the pull (an error, an interrupt, a kill) takes the spool with it, and
       // it is on the filesystem the image is built on.
       const tmpDir = this.sourceOptions.tmpDir ?? staging;
-      ({ source, normalized } = openSource(req.source, { ...this.sourceOptions, tmpDir, cache: this.cache, signal: req.signal }));
+      const catalog = this.catalog && { ...this.catalog, arch: req.platform?.architecture ?? hostPlatform().architecture };
+      ({ source, normalized } = openSource(req.source, { ...this.sourceOptions, tmpDir, cache: this.cache, signal: req.signal }, catalog));
     } catch (err) {
       throw new ImageError(`source "${req.source}": ${errorText(err)}`, { cause: err });
     }
@@ -211,7 +218,10 @@ export class ImageService {
 
       const out = path.join(staging, "rootfs.ext4");
       const guest = this.guest && { assets: this.guest.assets, authorizedKeys: this.guest.authorizedKeys(), workSeedOut: path.join(staging, WORK_SEED_FILE) };
-      const built = await this.build({ ...this.buildSettings, image, out, sizeBytes: req.sizeBytes, timestamp: req.timestamp, signal: req.signal, progress: req.progress, guest });
+      // A bundle (catalog image, registry bundle artifact) is installed as it is: pure I/O.
+      const built = image.bundle
+        ? await installBundleImage(image, staging, req.progress)
+        : await this.build({ ...this.buildSettings, image, out, sizeBytes: req.sizeBytes, timestamp: req.timestamp, signal: req.signal, progress: req.progress, guest });
       for (const message of built.guest?.warnings ?? []) req.progress?.({ type: "warning", message });
       req.signal?.throwIfAborted();
       // The image is built: the source (and the disk space of a stdin spool) can go before publishing.
