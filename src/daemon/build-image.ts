@@ -18,6 +18,7 @@ import { Spool, SpoolInputError, spoolPathNear, spoolStream } from "../io/spool.
 import { FdByteSource, TarError, TarParser, type TarEntry } from "../tar/index.ts";
 import { SpoolPolicy, type ByteSource, type Timestamp } from "../tree/index.ts";
 import type { IoOptions } from "../io/options.ts";
+import { selectGuestModules } from "../inject/kernel-modules.ts";
 import { detectInit, guestLayer, kernelCommandLine, type GuestAssets, type InitChoice, type InitKind } from "../inject/index.ts";
 import type { PullListener } from "./events.ts";
 import { writeWorkSeed } from "./work-seed.ts";
@@ -29,6 +30,8 @@ export interface GuestSetup {
   authorizedKeys: string;
   /** Where to write the work seed (beside the rootfs); none when absent. */
   workSeedOut?: string;
+  /** An attached kernel's modules tree: the guest's boot modules go into /lib/modules. */
+  modulesDir?: string;
 }
 
 /** What every build of one service shares: the settings the CLI (or the daemon's start-up) resolved. */
@@ -283,7 +286,8 @@ function addGuestLayer(merger: LayerMerger, setup: GuestSetup, image: ResolvedIm
   // Asked before the guest layer, which makes a /root for the SSH key where the image has none.
   const rootHome = merger.root.children!.get("root");
   const seedless = rootHome === undefined ? "the image has no /root: no work seed was made" : rootHome.kind !== "dir" ? `the image's /root is a ${rootHome.kind}, not a directory: no work seed was made` : null;
-  const layer = guestLayer(merger.root, setup.assets, { init: choice.kind, authorizedKeys: setup.authorizedKeys, time: imageTime(image) });
+  const modules = setup.modulesDir ? selectGuestModules(setup.modulesDir) : null;
+  const layer = guestLayer(merger.root, setup.assets, { init: choice.kind, authorizedKeys: setup.authorizedKeys, time: imageTime(image), extraFiles: modules?.files });
   merger.beginLayer(sources.length, `${image.source}: banger's guest files`);
   for (const e of layer.entries) merger.add(e);
   merger.endLayer();

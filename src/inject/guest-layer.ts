@@ -13,6 +13,8 @@ export interface GuestLayerOptions {
   authorizedKeys: string;
   /** Times of every injected entry (the pull's timestamp: reproducible images). */
   time: Timestamp;
+  /** More files, e.g. an attached kernel's modules (kernel-modules.ts); root-owned, 0644. */
+  extraFiles?: { path: string; bytes: Uint8Array }[];
 }
 
 export interface GuestLayer {
@@ -90,6 +92,7 @@ export function guestLayer(root: FsNode, assets: GuestAssets, opts: GuestLayerOp
     if (!f.for.includes(opts.init)) continue;
     file(f.path.slice(1), f.mode, text.encode(f.text));
   }
+  for (const f of opts.extraFiles ?? []) file(f.path.replace(/^\/+/, ""), 0o644, f.bytes);
   for (const l of assets.links) {
     if (!l.for.includes(opts.init)) continue;
     const e = base(l.path.slice(1), "symlink", 0o777);
