@@ -1,8 +1,10 @@
 // The kernel modules a guest needs at boot (virtio devices, vsock for the agent), taken from an
 // attached kernel's modules tree with everything they depend on (modules.dep), to be written
-// under /lib/modules/<version>/ as part of the guest layer. The index files come filtered to
-// the modules present, as text: kmod reads them when its .bin indexes are missing, and
-// banger-first-boot runs depmod where the image has it.
+// under /lib/modules/<version>/ as part of the guest layer. The text index files come filtered
+// to the modules present. libkmod (modprobe, systemd-modules-load) looks modules up in the
+// binary indexes that only depmod writes: banger-first-boot runs depmod where the image has
+// kmod; in an image without it the modules are there but must be loaded by path (insmod).
+// Writing the binary indexes ourselves is the open step.
 import fs from "node:fs";
 import path from "node:path";
 
