@@ -1,28 +1,8 @@
 // zstd compression through the system's libzstd (bun:ffi), streaming with a bounded buffer and
 // libzstd's own worker threads: a bundle of a 1 GiB image compresses as it is written, at a
 // level Bun's zlib stream offers no multithreading for.
-import { dlopen, FFIType, ptr, CString } from "bun:ffi";
-
-function openZstd() {
-  if (process.platform !== "linux") return null;
-  for (const name of ["libzstd.so.1", "libzstd.so"]) {
-    try {
-      return dlopen(name, {
-        ZSTD_createCCtx: { args: [], returns: FFIType.ptr },
-        ZSTD_freeCCtx: { args: [FFIType.ptr], returns: FFIType.u64 },
-        ZSTD_CCtx_setParameter: { args: [FFIType.ptr, FFIType.i32, FFIType.i32], returns: FFIType.u64 },
-        ZSTD_compressStream2: { args: [FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.i32], returns: FFIType.u64 },
-        ZSTD_isError: { args: [FFIType.u64], returns: FFIType.u32 },
-        ZSTD_getErrorName: { args: [FFIType.u64], returns: FFIType.ptr },
-      });
-    } catch {
-      // try the next name
-    }
-  }
-  return null;
-}
-
-let lib: ReturnType<typeof openZstd> | undefined;
+import { ptr, CString } from "bun:ffi";
+import { libzstd, type LibZstd } from "../io/libzstd.ts";
 
 const ZSTD_c_compressionLevel = 100;
 const ZSTD_c_checksumFlag = 201;
@@ -42,16 +22,16 @@ export interface ZstdCompressOptions {
  * view valid only during the call). Throws where libzstd is missing.
  */
 export class ZstdCompressor {
-  private readonly z: NonNullable<ReturnType<typeof openZstd>>["symbols"];
-  private cctx: ReturnType<NonNullable<ReturnType<typeof openZstd>>["symbols"]["ZSTD_createCCtx"]>;
+  private readonly z: LibZstd;
+  private cctx: ReturnType<LibZstd["ZSTD_createCCtx"]>;
   private readonly input = new BigUint64Array(3);
   private readonly output = new BigUint64Array(3);
   private readonly out = new Uint8Array(OUT_SIZE);
 
   constructor(opts: ZstdCompressOptions, private readonly emit: (piece: Uint8Array) => void) {
-    lib ??= openZstd();
-    if (!lib) throw new Error("zstd compression needs libzstd (Debian package libzstd1)");
-    this.z = lib.symbols;
+    const z = libzstd();
+    if (!z) throw new Error("zstd compression needs libzstd (Debian package libzstd1)");
+    this.z = z;
     this.cctx = this.z.ZSTD_createCCtx();
     if (!this.cctx) throw new Error("ZSTD_createCCtx failed");
     this.check(this.z.ZSTD_CCtx_setParameter(this.cctx, ZSTD_c_compressionLevel, opts.level));

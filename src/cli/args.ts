@@ -86,3 +86,11 @@ export function parseSize(text: string): number {
   if (!Number.isSafeInteger(bytes) || bytes <= 0) throw new UsageError(`invalid size "${text}"`);
   return bytes;
 }
+
+/** A --level option for zstd (1-22), or undefined when not given. */
+export function parseZstdLevel(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const level = Number(text);
+  if (!Number.isInteger(level) || level < 1 || level > 22) throw new UsageError(`--level "${text}" is not a zstd level (1-22)`);
+  return level;
+}

@@ -3,35 +3,13 @@
 // shared/oci-notes.md; 0.53 vs 0.26 s for 226 MB); calling libzstd's streaming decoder
 // directly, with large buffers and no stream machinery between calls, runs at the library's
 // own speed. Where libzstd cannot be loaded the caller falls back to node:zlib.
-import { dlopen, FFIType, ptr, CString } from "bun:ffi";
-
-function openZstd() {
-  if (process.platform !== "linux") return null;
-  for (const name of ["libzstd.so.1", "libzstd.so"]) {
-    try {
-      return dlopen(name, {
-        ZSTD_createDStream: { args: [], returns: FFIType.ptr },
-        ZSTD_freeDStream: { args: [FFIType.ptr], returns: FFIType.u64 },
-        ZSTD_initDStream: { args: [FFIType.ptr], returns: FFIType.u64 },
-        ZSTD_decompressStream: { args: [FFIType.ptr, FFIType.ptr, FFIType.ptr], returns: FFIType.u64 },
-        ZSTD_isError: { args: [FFIType.u64], returns: FFIType.u32 },
-        ZSTD_getErrorName: { args: [FFIType.u64], returns: FFIType.ptr },
-      });
-    } catch {
-      // try the next name
-    }
-  }
-  return null;
-}
-
-// Loaded on first use: most commands never decompress zstd.
-let lib: ReturnType<typeof openZstd> | undefined;
+import { ptr, CString } from "bun:ffi";
+import { libzstd } from "../io/libzstd.ts";
 
 /** True when libzstd can be used (`disabled` forces the fallback, for tests and comparisons). */
 export function nativeZstdAvailable(disabled = false): boolean {
   if (disabled) return false;
-  lib ??= openZstd();
-  return lib !== null;
+  return libzstd() !== null;
 }
 
 /** Output piece size: large, so the per-call overhead of FFI stays negligible. */
@@ -54,9 +32,8 @@ export class ZstdError extends Error {
  * A stream that ends inside a frame is an error.
  */
 export async function* zstdDecompressNative(src: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
-  lib ??= openZstd();
-  if (!lib) throw new ZstdError("libzstd is not available");
-  const z = lib.symbols;
+  const z = libzstd();
+  if (!z) throw new ZstdError("libzstd is not available");
   const ds = z.ZSTD_createDStream();
   if (!ds) throw new ZstdError("ZSTD_createDStream failed");
   // ZSTD_inBuffer and ZSTD_outBuffer: { pointer, size, pos }, three size_t each.

@@ -1,6 +1,6 @@
 // banger image push <name|id> <ref>: the image as a bundle, stored in an OCI registry as an
 // artifact; `banger image pull <ref>` on another machine installs it as it is.
-import { option, parseArgs, UsageError } from "../args.ts";
+import { option, parseArgs, parseZstdLevel, UsageError } from "../args.ts";
 import type { Command } from "../command.ts";
 
 const options = [
@@ -18,9 +18,7 @@ export const imagePushCommand: Command = {
     const args = parseArgs(argv, options);
     if (args.positionals.length !== 2) throw new UsageError(args.positionals.length < 2 ? "missing <name|id> or <reference>" : `unexpected argument "${args.positionals[2]}"`);
     const [nameOrId, ref] = args.positionals as [string, string];
-    const levelText = option(args, "level");
-    const level = levelText === undefined ? undefined : Number(levelText);
-    if (level !== undefined && (!Number.isInteger(level) || level < 1 || level > 22)) throw new UsageError(`--level "${levelText}" is not a zstd level (1-22)`);
+    const level = parseZstdLevel(option(args, "level"));
     const [{ createServices }, { pushImage }, { dockerConfigCredentials }] = await Promise.all([import("../../daemon/index.ts"), import("../../daemon/image-push.ts"), import("../../oci/index.ts")]);
     const services = createServices(process.env);
     try {

@@ -1,4 +1,4 @@
-import { option, parseArgs, parseSize, UsageError } from "../args.ts";
+import { option, parseArgs, parseSize, parseZstdLevel, UsageError } from "../args.ts";
 import type { Command } from "../command.ts";
 import { lenientSourceDateEpoch, readEnvSettings } from "../env.ts";
 
@@ -24,9 +24,7 @@ export const makeBundleCommand: Command = {
     const args = parseArgs(argv, options);
     if (args.positionals.length > 0) throw new UsageError(`unexpected argument "${args.positionals[0]}"`);
     const sizeText = option(args, "size");
-    const levelText = option(args, "level");
-    const level = levelText === undefined ? undefined : Number(levelText);
-    if (level !== undefined && (!Number.isInteger(level) || level < 1 || level > 22)) throw new UsageError(`--level "${levelText}" is not a zstd level (1-22)`);
+    const level = parseZstdLevel(option(args, "level"));
     const name = option(args, "name")!;
     if (!/^[a-z0-9][a-z0-9._-]{0,63}$/.test(name)) throw new UsageError(`--name "${name}": use a-z, 0-9, ".", "_" and "-" (at most 64, starting with a letter or digit)`);
     const settings = readEnvSettings(process.env);
