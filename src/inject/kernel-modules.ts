@@ -1,12 +1,11 @@
 // The kernel modules a guest needs at boot (virtio devices, vsock for the agent), taken from an
 // attached kernel's modules tree with everything they depend on (modules.dep), to be written
-// under /lib/modules/<version>/ as part of the guest layer. The text index files come filtered
-// to the modules present. libkmod (modprobe, systemd-modules-load) looks modules up in the
-// binary indexes that only depmod writes: banger-first-boot runs depmod where the image has
-// kmod; in an image without it the modules are there but must be loaded by path (insmod).
-// Writing the binary indexes ourselves is the open step.
+// under /lib/modules/<version>/ as part of the guest layer, with index files filtered to the
+// modules present: the text ones, and the binary ones libkmod (modprobe, systemd-modules-load)
+// actually reads (kmod-index.ts), so the image needs no depmod.
 import fs from "node:fs";
 import path from "node:path";
+import { kmodIndex } from "./kmod-index.ts";
 
 /** virtio disks, network, console, entropy; vsock and its virtio transport (the agent). */
 export const GUEST_MODULES = ["virtio_pci", "virtio_blk", "virtio_net", "virtio_console", "virtio_rng", "vsock", "vmw_vsock_virtio_transport"];
@@ -76,9 +75,17 @@ export function selectGuestModules(modulesDir: string, wanted: string[] = GUEST_
   const names = new Set([...chosen].map(moduleName));
   const depLines = read("modules.dep").split("\n").filter((l) => chosen.has(l.slice(0, l.indexOf(":"))));
   files.push({ path: `${base}/modules.dep`, bytes: enc.encode(depLines.join("\n") + "\n") });
+  // Keyed by module name, the value the text line; priority = position, as depmod orders them.
+  files.push({ path: `${base}/modules.dep.bin`, bytes: kmodIndex(depLines.map((l, i) => ({ key: moduleName(l.slice(0, l.indexOf(":"))), value: l, priority: i }))) });
+  files.push({ path: `${base}/modules.builtin.bin`, bytes: kmodIndex([...builtinNames].map((name) => ({ key: name, value: "", priority: 0 }))) });
   if (fs.existsSync(path.join(root, "modules.alias"))) {
     const aliases = read("modules.alias").split("\n").filter((l) => l.startsWith("alias ") && names.has(l.slice(l.lastIndexOf(" ") + 1)));
     files.push({ path: `${base}/modules.alias`, bytes: enc.encode(aliases.join("\n") + "\n") });
+    const aliasEntries = aliases.map((l, i) => {
+      const [, pattern, name] = l.split(" ");
+      return { key: pattern!, value: name!, priority: i };
+    });
+    files.push({ path: `${base}/modules.alias.bin`, bytes: kmodIndex(aliasEntries) });
   }
   if (fs.existsSync(path.join(root, "modules.order"))) {
     const order = read("modules.order").split("\n").filter((l) => chosen.has(l));

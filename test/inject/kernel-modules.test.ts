@@ -49,3 +49,35 @@ t(`virtio and vsock modules with their dependencies, and matching indexes${dir ?
     fs.rmSync(tree, { recursive: true, force: true });
   }
 });
+
+const modprobeTest = dir && Bun.which("modprobe", { PATH: `${process.env.PATH}:/usr/sbin:/sbin` }) ? test : IN_CI ? test : test.skip;
+modprobeTest("kmod's own modprobe reads the binary indexes banger writes: dependency order, aliases, built-ins, absent modules", () => {
+  if (!dir) throw new Error("CI=true and no cloud kernel modules in /lib/modules (.ci/run installs linux-image-cloud-amd64)");
+  const s = selectGuestModules(dir);
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), "banger-kmod-"));
+  try {
+    for (const f of s.files) {
+      const p = path.join(root, f.path);
+      fs.mkdirSync(path.dirname(p), { recursive: true });
+      fs.writeFileSync(p, f.bytes);
+    }
+    const modprobe = Bun.which("modprobe", { PATH: `${process.env.PATH}:/usr/sbin:/sbin` })!;
+    const show = (what: string) => {
+      const r = Bun.spawnSync([modprobe, "-d", root, "-S", s.version, "--show-depends", what]);
+      return { code: r.exitCode, lines: r.stdout.toString().trim().split("\n").map((l) => l.trim().replace(`${root}/lib/modules/${s.version}/`, "")) };
+    };
+    expect(show("vmw_vsock_virtio_transport").lines).toEqual([
+      "insmod kernel/drivers/virtio/virtio_ring.ko",
+      "insmod kernel/drivers/virtio/virtio.ko",
+      "insmod kernel/net/vmw_vsock/vsock.ko",
+      "insmod kernel/net/vmw_vsock/vmw_vsock_virtio_transport_common.ko",
+      "insmod kernel/net/vmw_vsock/vmw_vsock_virtio_transport.ko",
+    ]);
+    // Found by its device alias (modules.alias.bin), as udev loads it.
+    expect(show("virtio:d00000001v00001AF4").lines.at(-1)).toBe("insmod kernel/drivers/net/virtio_net.ko");
+    expect(show("ext4").lines).toEqual(["builtin ext4"]);
+    expect(show("hv_sock").code).not.toBe(0);
+  } finally {
+    fs.rmSync(root, { recursive: true, force: true });
+  }
+});
