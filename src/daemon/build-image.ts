@@ -207,6 +207,8 @@ async function unpackLayer(req: BuildRequest, i: number, signal: AbortSignal, wr
         },
         spoolChunk: () => policy.spoolsChunks,
         what: label,
+        // The layer reader's own piece size (src/oci/inflate-worker.ts): pieces pass through uncopied.
+        chunkSize: 1 << 20,
       });
       parser.end();
     } catch (err) {

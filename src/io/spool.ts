@@ -186,15 +186,15 @@ export async function spoolStream(input: SpoolInput, spool: Spool, opts: SpoolSt
   const buf = Buffer.allocUnsafe(chunkSize);
   let observing = true;
   let base = 0;
-  /** Bytes buf[0, fill) are the input at `base`. */
-  const take = (fill: number): void => {
+  /** Bytes data[0, fill) (buf, or a whole chunk of the input) are the input at `base`. */
+  const take = (fill: number, data: Uint8Array = buf): void => {
     if (fill === 0) return;
     if (observing) {
-      const chunk = buf.subarray(0, fill);
+      const chunk = data.subarray(0, fill);
       if (opts.observe && !opts.observe(chunk)) observing = false;
       // Observed first: a sink that stops holding the data within this chunk leaves it to the
       // spool from this chunk on.
-      if (opts.spoolChunk?.() ?? true) spool.write(buf, fill, base);
+      if (opts.spoolChunk?.() ?? true) spool.write(data, fill, base);
     }
     base += fill;
   };
@@ -234,6 +234,12 @@ export async function spoolStream(input: SpoolInput, spool: Spool, opts: SpoolSt
       if (result.done) break;
       const chunk = result.value!;
       let i = 0;
+      // Whole chunks pass through as they are (a layer's decompressed 1 MiB pieces): copying
+      // each into buf cost ~38 ms of this thread for the Debian layer.
+      while (fill === 0 && chunk.length - i >= chunkSize) {
+        take(chunkSize, chunk.subarray(i, i + chunkSize));
+        i += chunkSize;
+      }
       while (i < chunk.length) {
         const n = Math.min(chunkSize - fill, chunk.length - i);
         buf.set(chunk.subarray(i, i + n), fill);
