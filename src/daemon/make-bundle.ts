@@ -29,7 +29,13 @@ export interface MakeBundleRequest {
 }
 
 export async function makeBundle(req: MakeBundleRequest): Promise<BundleWritten> {
-  const work = fs.mkdtempSync(path.join(path.dirname(path.resolve(req.out)), ".make-bundle-"));
+  const outDir = path.dirname(path.resolve(req.out));
+  let work: string;
+  try {
+    work = fs.mkdtempSync(path.join(outDir, ".make-bundle-"));
+  } catch (err) {
+    throw new Error(`cannot write the bundle into ${outDir}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
   try {
     const { source } = openSource(req.rootfsTar === "-" ? "-" : `rootfs:${req.rootfsTar}`, req.sourceOptions ?? {});
     const image = await source.resolve({});
