@@ -17,7 +17,7 @@ export class BundleError extends Error {
 }
 
 /** Pulls exact byte counts out of a chunked stream. Chunks may be reused by their producer: bytes are copied or consumed at once. */
-class ByteReader {
+export class ByteReader {
   private chunk: Uint8Array = new Uint8Array(0);
   private at = 0;
   private done = false;

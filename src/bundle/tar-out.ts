@@ -9,7 +9,7 @@ function octal(value: number, width: number): string {
 }
 
 /** One 512-byte ustar header. */
-function ustarHeader(name: string, size: number, mode: number, mtime: number, type: string): Uint8Array {
+function ustarHeader(name: string, size: number, mode: number, mtime: number, type: string, linkname = ""): Uint8Array {
   const h = new Uint8Array(BLOCK);
   const enc = new TextEncoder();
   const put = (text: string, at: number, width: number) => h.set(enc.encode(text).subarray(0, width), at);
@@ -21,6 +21,7 @@ function ustarHeader(name: string, size: number, mode: number, mtime: number, ty
   put(octal(mtime, 12), 136, 12);
   put("        ", 148, 8);
   put(type, 156, 1);
+  put(linkname, 157, 100);
   put("ustar\0", 257, 6);
   put("00", 263, 2);
   let sum = 0;
@@ -50,6 +51,37 @@ export function memberHeaders(name: string, size: number, mtime: number, pax: Re
     out.push(ustarHeader("././@PaxHeader", body.length, 0o644, mtime, "x"), body, padding(body.length));
   }
   out.push(ustarHeader(name, size, 0o644, mtime, "0"));
+  return out;
+}
+
+/** One member of a directory tree: a regular file ("0"), a directory ("5") or a symlink ("2"). */
+export interface TreeEntry {
+  name: string;
+  type: "0" | "5" | "2";
+  mode: number;
+  size: number;
+  mtime: number;
+  linkname?: string;
+}
+
+/**
+ * Headers for a tree member (kernel bundles' modules). Names and link targets that do not fit
+ * the ustar fields (100 bytes) go into PAX path and linkpath records.
+ */
+export function entryHeaders(e: TreeEntry): Uint8Array[] {
+  const enc = new TextEncoder();
+  const name = e.type === "5" && !e.name.endsWith("/") ? `${e.name}/` : e.name;
+  const pax: Record<string, string> = {};
+  if (enc.encode(name).length > 100) pax.path = name;
+  if (e.linkname !== undefined && enc.encode(e.linkname).length > 100) pax.linkpath = e.linkname;
+  const out: Uint8Array[] = [];
+  const records = Object.entries(pax).map(([k, v]) => paxRecord(k, v)).join("");
+  if (records.length > 0) {
+    const body = enc.encode(records);
+    out.push(ustarHeader("././@PaxHeader", body.length, 0o644, e.mtime, "x"), body, padding(body.length));
+  }
+  // The ustar fields keep a cut copy for tools that ignore PAX; readers that know PAX take the records.
+  out.push(ustarHeader(name.slice(0, 100), e.type === "0" ? e.size : 0, e.mode & 0o7777, e.mtime, e.type, (e.linkname ?? "").slice(0, 100)));
   return out;
 }
 
