@@ -7,6 +7,9 @@ import path from "node:path";
 import { GUEST_ASSETS } from "../inject/index.ts";
 import { buildRootfs, type BuildSettings, type RootfsBuilderFn } from "./build-image.ts";
 import { ImageService } from "./image-service.ts";
+import { loadKernelCatalog } from "./kernel-catalog.ts";
+import { KernelService } from "./kernel-service.ts";
+import { SqliteKernelStore } from "./kernel-store.ts";
 import { bangerPaths, type BangerPaths, type Env } from "./paths.ts";
 import { loadCatalog } from "./catalog.ts";
 import { ensureSshKey } from "./ssh-key.ts";
@@ -17,6 +20,7 @@ export interface Services {
   store: SqliteImageStore;
   cache: BlobCache;
   images: ImageService;
+  kernels: KernelService;
   close(): void;
 }
 
@@ -28,6 +32,8 @@ export interface ServiceOverrides {
   log?: (message: string) => void;
   /** An image catalog file in place of the embedded one (default: $BANGER_IMAGE_CATALOG). */
   imageCatalogFile?: string;
+  /** A kernel catalog file in place of the embedded one (the CLI passes BANGER_KERNEL_CATALOG). */
+  kernelCatalogFile?: string;
 }
 
 export function createServices(env: Env, overrides: ServiceOverrides = {}): Services {
@@ -42,5 +48,6 @@ export function createServices(env: Env, overrides: ServiceOverrides = {}): Serv
   const guest = { assets: GUEST_ASSETS, authorizedKeys: () => ensureSshKey(path.join(paths.configDir, "ssh")).publicKey };
   const catalog = { images: loadCatalog(overrides.imageCatalogFile ?? (env.BANGER_IMAGE_CATALOG || undefined)), bundleDir: path.join(paths.cacheDir, "bundles") };
   const images = new ImageService({ paths, store, cache, build: overrides.build ?? buildRootfs, buildSettings: overrides.buildSettings, sourceOptions, log: overrides.log, guest, catalog });
-  return { paths, store, cache, images, close: () => store.close() };
+  const kernels = new KernelService({ paths, store: new SqliteKernelStore(store.database), catalog: () => loadKernelCatalog(overrides.kernelCatalogFile), log: overrides.log });
+  return { paths, store, cache, images, kernels, close: () => store.close() };
 }

@@ -1,4 +1,4 @@
-// src/daemon: the services banger runs (ImageService now; KernelService and VMService later),
+// src/daemon: the services banger runs (ImageService, KernelService; VMService later),
 // the store behind them and the one function that puts them together from the environment.
 export { createServices, type Services, type ServiceOverrides } from "./compose.ts";
 export { bangerPaths, type BangerPaths, type Env } from "./paths.ts";
@@ -12,6 +12,20 @@ export {
   type PullRequest,
   type ReconcileReport,
 } from "./image-service.ts";
+export {
+  KernelService,
+  KernelError,
+  KernelNotFoundError,
+  KernelInUseError,
+  type KernelServiceOptions,
+  type RegisterRequest,
+  type KernelPullRequest,
+  type KernelPullEvent,
+  type KernelPullListener,
+  type KernelReconcileReport,
+} from "./kernel-service.ts";
+export { SqliteKernelStore, KernelNameTakenError, type KernelRecord, type KernelStore, type KernelUser } from "./kernel-store.ts";
+export { loadKernelCatalog, parseKernelCatalog, type CatalogKernel } from "./kernel-catalog.ts";
 export { defaultImageName, nameProblem, openSource, sanitizeName } from "./image-names.ts";
 export { listExt4Dir, modeString, type ImageDirEntry } from "./image-ls.ts";
 export { buildRootfs, type BuildRequest, type BuildResult, type RootfsBuilderFn } from "./build-image.ts";

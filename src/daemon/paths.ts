@@ -7,16 +7,20 @@ import path from "node:path";
 export type Env = Record<string, string | undefined>;
 
 export interface BangerPaths {
-  /** $XDG_STATE_HOME/banger: the store database and the images. */
+  /** $XDG_STATE_HOME/banger: the store database, the images and the kernels. */
   stateDir: string;
   /** <state>/images: one directory per published image, `<id>.staging` while one is built. */
   imagesDir: string;
+  /** <state>/kernels: one directory per registered or pulled kernel, `<id>.staging` while one is made. */
+  kernelsDir: string;
   /** <state>/banger.db */
   dbPath: string;
   /** $XDG_CACHE_HOME/banger */
   cacheDir: string;
   /** <cache>/oci: the blob cache (an OCI image layout; see src/oci/cache.ts). */
   blobCacheDir: string;
+  /** <cache>/kernels: kernel bundles while they download (`<sha256>.tar.zst.partial`, resumable). */
+  kernelDownloadDir: string;
   /** $XDG_CONFIG_HOME/banger */
   configDir: string;
   /** $XDG_RUNTIME_DIR/banger (sockets, pid files); a private temp dir when there is no runtime dir. */
@@ -47,9 +51,11 @@ export function bangerPaths(env: Env): BangerPaths {
   return {
     stateDir: state,
     imagesDir: path.join(state, "images"),
+    kernelsDir: path.join(state, "kernels"),
     dbPath: path.join(state, "banger.db"),
     cacheDir: cache,
     blobCacheDir: path.join(cache, "oci"),
+    kernelDownloadDir: path.join(cache, "kernels"),
     configDir: config,
     runtimeDir: runtime,
   };

@@ -80,6 +80,21 @@ const MIGRATIONS: string[] = [
    ) STRICT`,
   // 2: guest integration (init kind, kernel command line, injected files, work seed), as JSON.
   `ALTER TABLE images ADD COLUMN guest TEXT NOT NULL DEFAULT '{}'`,
+  // 3: kernels (kernel-store.ts): registered from files or pulled from the kernel catalog.
+  `CREATE TABLE kernels (
+     id           TEXT PRIMARY KEY,
+     name         TEXT NOT NULL UNIQUE,
+     version      TEXT NOT NULL,
+     arch         TEXT NOT NULL,
+     kernel_path  TEXT NOT NULL,
+     initrd_path  TEXT,
+     modules_path TEXT,
+     source       TEXT NOT NULL,
+     sha256       TEXT NOT NULL,
+     created_at   TEXT NOT NULL
+   ) STRICT`,
+  // 4: the kernel an image boots with (a kernel's name); a kernel named here is not removed.
+  `ALTER TABLE images ADD COLUMN kernel_ref TEXT`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -203,6 +218,11 @@ export class SqliteImageStore implements ImageStore {
 
   delete(id: string): boolean {
     return this.db.query("DELETE FROM images WHERE id = ?").run(id).changes > 0;
+  }
+
+  /** The open database, for the stores of the other tables in it (kernel-store.ts). */
+  get database(): Database {
+    return this.db;
   }
 
   /** PRAGMA journal_mode, for tests. */

@@ -99,9 +99,11 @@ test("bangerPaths follows XDG and falls back to HOME; relative XDG values are ig
   expect(p).toEqual({
     stateDir: "/s/banger",
     imagesDir: "/s/banger/images",
+    kernelsDir: "/s/banger/kernels",
     dbPath: "/s/banger/banger.db",
     cacheDir: "/c/banger",
     blobCacheDir: "/c/banger/oci",
+    kernelDownloadDir: "/c/banger/kernels",
     configDir: "/cfg/banger",
     runtimeDir: "/run/user/7/banger",
   });
