@@ -19,6 +19,8 @@ export interface EnvSettings {
   sourceDateEpoch: string | undefined;
   /** NO_COLOR (https://no-color.org): any non-empty value keeps escape codes out even on a terminal. */
   noColor: boolean;
+  /** BANGER_KERNEL_CATALOG: a kernel catalog file in place of the embedded one (`kernel pull`). */
+  kernelCatalogFile: string | undefined;
 }
 
 /** Reads every setting once; `env` is process.env in the CLI (an object in tests). */
@@ -34,6 +36,7 @@ export function readEnvSettings(env: Environment): EnvSettings {
     timing: env.BANGER_TIMING ? (line) => console.error(line) : undefined,
     sourceDateEpoch: env.SOURCE_DATE_EPOCH,
     noColor: Boolean(env.NO_COLOR),
+    kernelCatalogFile: env.BANGER_KERNEL_CATALOG || undefined,
   };
 }
 

@@ -3,8 +3,10 @@ import { doctorCommand } from "./doctor.ts";
 import { imageCommands } from "./image.ts";
 import { imageCachePruneCommand } from "./image-cache.ts";
 import { imagePushCommand } from "./image-push.ts";
+import { kernelCommands } from "./kernel.ts";
 import { makeBundleCommand } from "./make-bundle.ts";
 import { makeExt4Command } from "./make-ext4.ts";
+import { makeKernelBundleCommand } from "./make-kernel-bundle.ts";
 
 /** Every command banger knows. Add new ones here. */
-export const COMMANDS: Command[] = [...imageCommands, imagePushCommand, imageCachePruneCommand, makeExt4Command, makeBundleCommand, doctorCommand];
+export const COMMANDS: Command[] = [...imageCommands, imagePushCommand, imageCachePruneCommand, makeExt4Command, makeBundleCommand, ...kernelCommands, makeKernelBundleCommand, doctorCommand];
