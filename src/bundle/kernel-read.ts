@@ -50,6 +50,7 @@ const TYPE_NAMES: Record<string, string> = {
   M: "a multi-volume continuation",
 };
 
+const KIND_NAMES: Record<Kind, string> = { file: "regular file", dir: "directory", symlink: "symlink" };
 const KIND_OF: Record<string, Kind> = { "0": "file", "\0": "file", "5": "dir", "2": "symlink" };
 const TOP_LEVEL: Record<string, Kind> = { vmlinuz: "file", vmlinux: "file", [KERNEL_BUNDLE_INITRD]: "file", [KERNEL_BUNDLE_MODULES]: "dir" };
 const PRINTABLE = /^[\x20-\x5b\x5d-\x7e]+$/;
@@ -86,7 +87,7 @@ function checkPlace(name: string, kind: Kind): void {
   const want = TOP_LEVEL[top];
   const allowed = `a kernel bundle holds only vmlinuz or vmlinux, ${KERNEL_BUNDLE_INITRD} and ${KERNEL_BUNDLE_MODULES}/`;
   if (want === undefined) throw new BundleError(`unexpected member ${shown(name)} (${allowed})`);
-  if (top === name && want !== kind) throw new BundleError(`member ${shown(name)} is a ${kind === "dir" ? "directory" : kind}, not a ${want === "dir" ? "directory" : "regular file"}`);
+  if (top === name && want !== kind) throw new BundleError(`member ${shown(name)} is a ${KIND_NAMES[kind]}, not a ${KIND_NAMES[want]}`);
   if (top !== name && top !== KERNEL_BUNDLE_MODULES) throw new BundleError(`unexpected member ${shown(name)} (${allowed})`);
 }
 

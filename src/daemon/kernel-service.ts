@@ -19,7 +19,7 @@ import { sparseFileSha256 } from "../bundle/write.ts";
 import { copyTree } from "../io/copy-tree.ts";
 import { findModulesVersionDir } from "../inject/kernel-modules.ts";
 import { identifyKernel, kernelFileName, kernelVersion, type KernelIdentity } from "../kernel/index.ts";
-import { downloadVerified, partialPath } from "../oci/download.ts";
+import { DownloadError, downloadVerified, partialPath } from "../oci/download.ts";
 import type { RetryPolicy } from "../oci/http.ts";
 import { fileChunks } from "../oci/layer-stream.ts";
 import { hostPlatform } from "../oci/platform.ts";
@@ -177,7 +177,10 @@ export class KernelService {
     const kernel = path.resolve(req.kernel);
     try {
       identity = identifyKernel(kernel);
-      if (req.initrd !== undefined && !fs.statSync(req.initrd).isFile()) throw new KernelError(`${req.initrd}: not a regular file`);
+      if (req.initrd !== undefined) {
+        const st = fs.statSync(req.initrd, { throwIfNoEntry: false });
+        if (!st?.isFile()) throw new KernelError(`initrd ${req.initrd}: ${st ? "not a regular file" : "no such file"}`);
+      }
       if (req.modules !== undefined) modulesRoot = findModulesVersionDir(path.resolve(req.modules));
     } catch (err) {
       throw new KernelError(`kernel "${req.name}": ${errorText(err)}`, { cause: err });
@@ -217,23 +220,33 @@ export class KernelService {
       await fs.promises.mkdir(this.paths.kernelDownloadDir, { recursive: true });
       let state: "downloading" | "resuming" | "retrying" | null = null;
       try {
-        await downloadVerified(entry.url, bundle, {
-          sha256: entry.sha256,
-          size: entry.size,
-          signal: req.signal,
-          retry: this.retry,
-          what: `kernel "${name}"`,
-          progress: (done, total) => {
-            // The first bytes of a try that starts past 0 are a resume.
-            const next = state === null || state === "retrying" ? (done > 0 && done < total ? "resuming" : "downloading") : "downloading";
-            state = next;
-            progress?.({ type: "download", bytesDone: done, bytesTotal: total, state: next });
-          },
-          retrying: (reason, done) => {
-            state = "retrying";
-            progress?.({ type: "download", bytesDone: done, bytesTotal: entry.size, state: "retrying", reason });
-          },
-        });
+        try {
+          await downloadVerified(entry.url, bundle, {
+            sha256: entry.sha256,
+            size: entry.size,
+            signal: req.signal,
+            retry: this.retry,
+            what: `kernel "${name}"`,
+            progress: (done, total) => {
+              // The first bytes of a try that starts past 0 are a resume.
+              const next = state === null || state === "retrying" ? (done > 0 && done < total ? "resuming" : "downloading") : "downloading";
+              state = next;
+              progress?.({ type: "download", bytesDone: done, bytesTotal: total, state: next });
+            },
+            retrying: (reason, done) => {
+              state = "retrying";
+              progress?.({ type: "download", bytesDone: done, bytesTotal: entry.size, state: "retrying", reason });
+            },
+          });
+        } catch (err) {
+          // A download that failed for want of bytes (not a wrong checksum, not an interrupt)
+          // keeps what it got: say so, since the next pull starts from there.
+          const kept = fs.statSync(partialPath(bundle), { throwIfNoEntry: false })?.size ?? 0;
+          if (kept > 0 && !(err instanceof DownloadError) && !req.signal?.aborted) {
+            throw new KernelError(`${errorText(err)}; the ${kept} of ${entry.size} bytes downloaded are kept for the next pull to resume from`, { cause: err });
+          }
+          throw err;
+        }
         progress?.({ type: "download", bytesDone: entry.size, bytesTotal: entry.size, state: "done" });
         progress?.({ type: "phase", phase: "unpack" });
         req.signal?.throwIfAborted();

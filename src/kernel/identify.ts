@@ -127,7 +127,8 @@ export function identifyKernel(file: string): KernelIdentity {
     }
   } catch (err) {
     if (err instanceof KernelFileError) throw err;
-    throw new KernelFileError(`${file}: ${(err as Error).message}`, { cause: err });
+    const e = err as NodeJS.ErrnoException;
+    throw new KernelFileError(`${file}: ${e.code === "ENOENT" ? "no such file" : e.message}`, { cause: err });
   }
 
   const bz = parseBzImageHeader(head);

@@ -119,7 +119,8 @@ async function downloadOnce(url: string, part: string, opts: DownloadOptions): P
     return hash.digest("hex");
   } catch (err) {
     if (err instanceof OciError) throw err;
-    throw new OciError(`${opts.what}: downloading ${url}: ${errorText(err)}`, { cause: err });
+    // Bun's fetch adds a hint about its `verbose` option to network errors: noise in a one-line message.
+    throw new OciError(`${opts.what}: downloading ${url}: ${errorText(err).replace(/ For more information, pass `verbose: true`.*$/s, "")}`, { cause: err });
   } finally {
     fs.closeSync(fd);
   }

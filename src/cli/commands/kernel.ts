@@ -85,7 +85,8 @@ export class KernelPullRenderer {
       return;
     }
     const changed = e.state !== this.lastState;
-    if (changed && (e.state === "downloading" || e.state === "resuming") && this.lastState !== "downloading" && this.lastState !== "resuming") {
+    // Times and rates count from the first byte asked for, retries and their pauses included.
+    if (this.lastState === null) {
       this.startedAt = this.now();
       this.startBytes = e.bytesDone;
     }
@@ -104,7 +105,10 @@ export class KernelPullRenderer {
       this.open = true;
       if (e.state === "done") this.endLine();
     } else if (changed) {
-      if (e.state === "downloading") this.out.write(`downloading ${formatBytes(e.bytesTotal)}\n`);
+      // After a resume the state returns to "downloading": that is no new step.
+      if (e.state === "downloading") {
+        if (this.lastState === null) this.out.write(`downloading ${formatBytes(e.bytesTotal)}\n`);
+      }
       else if (e.state === "resuming") this.out.write(`resuming at ${formatBytes(e.bytesDone)} of ${formatBytes(e.bytesTotal)}\n`);
       else if (e.state === "retrying") this.out.write(`retrying after ${formatBytes(e.bytesDone)}${e.reason ? `: ${e.reason}` : ""}\n`);
       else this.out.write(`downloaded ${formatBytes(e.bytesTotal)} in ${((this.now() - this.startedAt) / 1000).toFixed(1)} s\n`);
