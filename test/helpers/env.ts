@@ -12,12 +12,20 @@ export function isRoot(): boolean {
   return typeof process.getuid === "function" && process.getuid() === 0;
 }
 
+/** What a test needs: tools on PATH, root, and any other precondition the caller checked (`absent`: why it is not met, or null). */
+export interface Requirements {
+  tools?: string[];
+  root?: boolean;
+  absent?: string | null;
+}
+
 /** Why the requirements are not met, or null when they are. */
-export function missing(req: { tools?: string[]; root?: boolean }): string | null {
+export function missing(req: Requirements): string | null {
   const lacking = (req.tools ?? []).filter((t) => !hasTool(t));
   const reasons: string[] = [];
   if (lacking.length) reasons.push(`missing tool(s): ${lacking.join(", ")} (installed by .ci/run)`);
   if (req.root && !isRoot()) reasons.push("needs root (loop mounts)");
+  if (req.absent) reasons.push(req.absent);
   return reasons.length ? reasons.join("; ") : null;
 }
 
@@ -26,7 +34,7 @@ export function missing(req: { tools?: string[]; root?: boolean }): string | nul
  * the test is skipped with the reason in its name.
  */
 export function testWith(
-  req: { tools?: string[]; root?: boolean },
+  req: Requirements,
   name: string,
   fn: () => void | Promise<unknown>,
   timeoutMs?: number,
