@@ -242,9 +242,9 @@ export class KernelService {
           // A download that failed for want of bytes (not a wrong checksum, not an interrupt)
           // keeps what it got: say so, since the next pull starts from there.
           const kept = fs.statSync(partialPath(bundle), { throwIfNoEntry: false })?.size ?? 0;
-          if (kept > 0 && !(err instanceof DownloadError) && !req.signal?.aborted) {
-            throw new KernelError(`${errorText(err)}; the ${kept} of ${entry.size} bytes downloaded are kept for the next pull to resume from`, { cause: err });
-          }
+          const keptNote = `the ${kept} of ${entry.size} bytes downloaded are kept for the next pull to resume from`;
+          if (kept > 0 && req.signal?.aborted) throw new KernelError(`kernel "${name}": interrupted; nothing was stored; ${keptNote}`, { cause: err });
+          if (kept > 0 && !(err instanceof DownloadError)) throw new KernelError(`${errorText(err)}; ${keptNote}`, { cause: err });
           throw err;
         }
         progress?.({ type: "download", bytesDone: entry.size, bytesTotal: entry.size, state: "done" });
@@ -333,7 +333,10 @@ export class KernelService {
     } catch (err) {
       if (renamed) await this.removeDir(final);
       else if (stagingMade) await this.removeDir(staging);
-      if (signal?.aborted) throw new KernelError(`kernel "${name}": interrupted; nothing was kept`, { cause: err });
+      if (signal?.aborted) {
+        if (err instanceof KernelError && err.message.startsWith(`kernel "${name}": interrupted`)) throw err;
+        throw new KernelError(`kernel "${name}": interrupted; nothing was stored`, { cause: err });
+      }
       // Every failure names the kernel once, whatever part (download, unpack, copy) failed.
       const text = errorText(err);
       if (err instanceof KernelError && text.startsWith(`kernel "${name}"`)) throw err;
