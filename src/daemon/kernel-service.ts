@@ -16,7 +16,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { unpackKernelBundle } from "../bundle/kernel-read.ts";
 import { sparseFileSha256 } from "../bundle/write.ts";
-import { copyTree } from "../io/copy-tree.ts";
+import { copyTree, removeTree } from "../io/copy-tree.ts";
 import { findModulesVersionDir } from "../inject/kernel-modules.ts";
 import { identifyKernel, kernelFileName, kernelVersion, type KernelIdentity } from "../kernel/index.ts";
 import { DownloadError, downloadVerified, partialPath } from "../oci/download.ts";
@@ -348,8 +348,7 @@ export class KernelService {
 
   private async removeDir(dir: string): Promise<void> {
     try {
-      // A bundle may have made read-only directories; rm copes with those for the owner.
-      await fs.promises.rm(dir, { recursive: true, force: true });
+      await removeTree(dir);
     } catch (err) {
       this.log(`cannot remove ${dir}: ${errorText(err)}`);
     }
@@ -380,7 +379,7 @@ export class KernelService {
     const rec = this.show(nameOrId);
     const users = this.store.deleteUnlessUsed(rec);
     if (users.length > 0) throw new KernelInUseError(rec, users);
-    await fs.promises.rm(this.kernelDir(rec.id), { recursive: true, force: true });
+    await removeTree(this.kernelDir(rec.id));
     return rec;
   }
 
@@ -411,7 +410,7 @@ export class KernelService {
       }
       // Re-read after the checks: a live command may have inserted its row meanwhile.
       if (!staging && this.store.find(id)?.id === id) continue;
-      await fs.promises.rm(dir, { recursive: true, force: true });
+      await removeTree(dir);
       (staging ? report.staging : report.orphanDirs).push(entry);
       this.log(`removed ${staging ? "an abandoned staging" : "an unlisted kernel"} directory ${dir}`);
     }

@@ -59,3 +59,26 @@ function copyDir(src: string, dst: string, st: fs.Stats, result: CopyTreeResult)
   fs.chmodSync(dst, st.mode & 0o7777);
   fs.utimesSync(dst, st.atime, st.mtime);
 }
+
+/**
+ * Removes a tree like `rm -rf`, also where a directory in it lacks the owner's write or search
+ * bit (a read-only directory kept as a modules tree had it): those are given u+rwx first, then
+ * the removal is tried again. Missing is fine.
+ */
+export async function removeTree(dir: string): Promise<void> {
+  try {
+    await fs.promises.rm(dir, { recursive: true, force: true });
+    return;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== "EACCES" && code !== "EPERM") throw err;
+  }
+  const open = async (d: string): Promise<void> => {
+    await fs.promises.chmod(d, 0o700).catch(() => {});
+    for (const e of await fs.promises.readdir(d, { withFileTypes: true }).catch(() => [])) {
+      if (e.isDirectory()) await open(path.join(d, e.name));
+    }
+  };
+  await open(dir);
+  await fs.promises.rm(dir, { recursive: true, force: true });
+}

@@ -7,6 +7,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { unpackKernelBundle } from "../../src/bundle/kernel-read.ts";
+import { removeTree } from "../../src/io/copy-tree.ts";
 import { fileChunks } from "../../src/oci/layer-stream.ts";
 import { zstdDecompressNative } from "../../src/oci/zstd.ts";
 import { testWith } from "../helpers/env.ts";
@@ -14,7 +15,8 @@ import { TarBuilder } from "../helpers/tarwriter.ts";
 import { banger, CLOUD, CLOUD_ABSENT, fakeBzImage, listAll, sha256, smallModulesTree, snapshot, xdgEnv } from "./lib.ts";
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "banger-kernel-bundle-"));
-afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+// removeTree: a case below unpacks a read-only directory, which plain rm -r cannot remove unless root.
+afterAll(() => removeTree(tmp));
 const env = xdgEnv(tmp);
 let n = 0;
 const fresh = (name: string) => {

@@ -170,7 +170,7 @@ export interface FileServer {
   files: Map<string, Uint8Array>;
   /** Each request's path and Range header, in order. */
   requests: { path: string; range: string | null }[];
-  /** The next `count` answers for `file` declare the whole length but send half, then close the connection. */
+  /** The next `count` answers for `file` declare the whole length but send half, then close the connection (FIN). */
   cut(file: string, count: number): void;
   stop(): Promise<void>;
 }
@@ -210,7 +210,8 @@ export async function fileServer(): Promise<FileServer> {
       const left = cuts.get(p) ?? 0;
       if (left > 0) {
         cuts.set(p, left - 1);
-        sock.write(body.subarray(0, body.length >> 1), () => sock.destroy());
+        // end, not destroy: every byte sent arrives before the FIN, so the client has exactly half.
+        sock.end(body.subarray(0, body.length >> 1));
       } else {
         sock.end(body);
       }

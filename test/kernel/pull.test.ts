@@ -9,6 +9,7 @@ import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { formatBytes } from "../../src/cli/progress.ts";
 import { KernelService } from "../../src/daemon/kernel-service.ts";
 import { SqliteKernelStore } from "../../src/daemon/kernel-store.ts";
 import { makeKernelBundle } from "../../src/daemon/make-kernel-bundle.ts";
@@ -103,9 +104,12 @@ describe("with Debian's cloud kernel, as a process", () => {
     const reqs = requestsFor("/cut.tar.zst");
     expect(reqs.length).toBe(2);
     expect(reqs[0]!.range).toBeNull();
-    // The second asks for the rest only: half was on disk.
-    expect(reqs[1]!.range).toBe(`bytes=${size >> 1}-`);
-    expect(r.stderr).toMatch(/resuming at \d+\.\d MiB of \d+\.\d MiB/);
+    // The second asks for the rest only, from what was on disk: at most the half that was sent
+    // (Bun's client may drop the last pieces it had buffered when the connection ends early).
+    const from = Number(/^bytes=(\d+)-$/.exec(reqs[1]!.range ?? "")?.[1]);
+    expect(from).toBeGreaterThan(0);
+    expect(from).toBeLessThanOrEqual(size >> 1);
+    expect(r.stderr).toContain(`resuming at ${formatBytes(from)} of ${formatBytes(size)}`);
     const rec = JSON.parse(r.stdout);
     expect(rec).toMatchObject({ name: "cut", version: CLOUD!.version, sha256: sha256(CLOUD!.kernel) });
     expectClean(["cloud", "cut"]);
