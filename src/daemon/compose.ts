@@ -1,13 +1,15 @@
-// The one place the daemon's services are put together. The CLI (and later the daemon's
-// start-up) calls this with the process environment (for the XDG directories and the Docker
-// credentials) and the settings it resolved from it (src/cli/env.ts); everything below takes
-// options.
+// The one place the daemon's services are put together, once: by the daemon at its start-up
+// (daemon.ts), by a command running in-process (BANGER_NO_DAEMON=1), and by tests, which build
+// the same graph. It takes the process environment (for the XDG directories and the Docker
+// credentials) and the settings the caller resolved from it (src/cli/env.ts); everything below
+// takes options.
 import { BlobCache, dockerConfigCredentials, type SourceOptions } from "../oci/index.ts";
 import path from "node:path";
 import { GUEST_ASSETS } from "../inject/index.ts";
 import { buildRootfs, type BuildSettings, type RootfsBuilderFn } from "./build-image.ts";
 import { ImageService } from "./image-service.ts";
 import { bangerPaths, type BangerPaths, type Env } from "./paths.ts";
+import { silentLogger, type Logger } from "./log.ts";
 import { ensureSshKey } from "./ssh-key.ts";
 import { SqliteImageStore } from "./store.ts";
 
@@ -16,6 +18,7 @@ export interface Services {
   store: SqliteImageStore;
   cache: BlobCache;
   images: ImageService;
+  logger: Logger;
   close(): void;
 }
 
@@ -24,7 +27,8 @@ export interface ServiceOverrides {
   /** I/O settings and timing lines for every image build. */
   buildSettings?: BuildSettings;
   sourceOptions?: SourceOptions;
-  log?: (message: string) => void;
+  /** Where the services report what they did (reconcile, cleanup failures); default nowhere. */
+  logger?: Logger;
 }
 
 export function createServices(env: Env, overrides: ServiceOverrides = {}): Services {
@@ -37,6 +41,7 @@ export function createServices(env: Env, overrides: ServiceOverrides = {}): Serv
   };
   // The SSH key is made at the first pull that needs it, not when any command starts.
   const guest = { assets: GUEST_ASSETS, authorizedKeys: () => ensureSshKey(path.join(paths.configDir, "ssh")).publicKey };
-  const images = new ImageService({ paths, store, cache, build: overrides.build ?? buildRootfs, buildSettings: overrides.buildSettings, sourceOptions, log: overrides.log, guest });
-  return { paths, store, cache, images, close: () => store.close() };
+  const logger = overrides.logger ?? silentLogger;
+  const images = new ImageService({ paths, store, cache, build: overrides.build ?? buildRootfs, buildSettings: overrides.buildSettings, sourceOptions, log: (m) => logger.info(m), guest });
+  return { paths, store, cache, images, logger, close: () => store.close() };
 }

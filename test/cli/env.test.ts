@@ -36,3 +36,11 @@ test("image pull refuses an epoch that is not a whole number; make-ext4 ignores 
   expect(lenientSourceDateEpoch("0")).toBeUndefined();
   expect(lenientSourceDateEpoch("1700000000")).toBe(1700000000);
 });
+
+test("BANGER_NO_DAEMON runs in-process; BANGER_DAEMON_VERSION is only passed on", () => {
+  expect(readEnvSettings({}).noDaemon).toBe(false);
+  expect(readEnvSettings({ BANGER_NO_DAEMON: "" }).noDaemon).toBe(false);
+  expect(readEnvSettings({ BANGER_NO_DAEMON: "1" }).noDaemon).toBe(true);
+  expect(readEnvSettings({}).daemonVersion).toBeUndefined();
+  expect(readEnvSettings({ BANGER_DAEMON_VERSION: "0.0.1" }).daemonVersion).toBe("0.0.1");
+});
