@@ -283,3 +283,4 @@ export { prepareRuntimeDir, readLockInfo, type LockInfo } from "../runtime-dir.t
 export { OWN_VERSION, describeVersion, type HealthInfo, type ImageApi, type PruneReply, type VersionInfo } from "../protocol.ts";
 export { formatLogLine, readLog } from "../log.ts";
 export { isLocked } from "../../io/flock.ts";
+export { pidAlive } from "../../io/process.ts";
