@@ -153,7 +153,12 @@ export class DaemonServer {
     const params = pullParams(url.searchParams.get("params"));
     const abort = new AbortController();
     const finish = this.operations.begin(params.operation, abort);
-    const hangUp = () => abort.abort(new Error("the client disconnected"));
+    // Logged from here, not from the signal's reason: errors on their way up may reword it.
+    let cancelled: string | undefined;
+    const hangUp = () => {
+      cancelled ??= "the client disconnected";
+      abort.abort(new Error(cancelled));
+    };
     req.signal.addEventListener("abort", hangUp, { once: true });
     const out = new EventStream(hangUp);
     out.send({ type: "started", operation: params.operation });
@@ -174,7 +179,7 @@ export class DaemonServer {
         (err: unknown): Outcome => {
           const error = wireError(err);
           out.send({ type: "error", error });
-          const why = abort.signal.aborted ? { cancelled: String((abort.signal.reason as Error | undefined)?.message ?? "aborted") } : {};
+          const why = abort.signal.aborted ? { cancelled: cancelled ?? (abort.signal.reason instanceof DaemonStoppingError ? "the daemon is stopping" : "aborted") } : {};
           log.warn("pull failed", { ...fields, ...why, error: `${error.name}: ${error.message}`, ms: Math.round(performance.now() - t0) });
           return { error };
         },
