@@ -17,7 +17,7 @@ import fs from "node:fs";
 import { FileLock } from "../io/flock.ts";
 import type { BuildSettings } from "./build-image.ts";
 import { createServices, type Services } from "./compose.ts";
-import { JsonLinesLogger } from "./log.ts";
+import { JsonLinesLogger, type Logger } from "./log.ts";
 import { bangerPaths, type BangerPaths, type Env } from "./paths.ts";
 import { OWN_VERSION, describeVersion, type VersionInfo } from "./protocol.ts";
 import { prepareRuntimeDir, readLockInfo, type LockInfo } from "./runtime-dir.ts";
@@ -47,6 +47,8 @@ export class DaemonRunningError extends Error {
 export interface RunningDaemon {
   paths: BangerPaths;
   version: VersionInfo;
+  /** The daemon's log (for what its host process sees: a stray error, a signal). */
+  logger: Logger;
   /** Resolves with the reason once the daemon has stopped and let go of everything. */
   stopped: Promise<string>;
   stop(reason: string): Promise<string>;
@@ -154,5 +156,5 @@ function serve(p: Parts): RunningDaemon {
     })();
     return stopping;
   };
-  return { paths, version: p.version, stopped, stop };
+  return { paths, version: p.version, logger, stopped, stop };
 }

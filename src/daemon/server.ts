@@ -227,7 +227,7 @@ function pullParams(text: string | null): PullParams {
  * unpacking) are dropped while the client reads slower than they come: the next one carries the
  * newer count, and a state change is never dropped.
  */
-class EventStream {
+export class EventStream {
   readonly body: ReadableStream<Uint8Array>;
   private controller!: ReadableStreamDefaultController<Uint8Array>;
   private closed = false;

@@ -41,8 +41,18 @@ export const daemonRunCommand: Command = {
     }
     const d = daemon;
     console.error(`banger daemon ${describeVersion(d.version)} listening on ${d.paths.socketPath} (pid ${process.pid}); log: ${d.paths.logPath}`);
-    const onSignal = (signal: NodeJS.Signals) => void d.stop(`${signal} received`);
+    let signals = 0;
+    const onSignal = (signal: NodeJS.Signals) => {
+      // The second one does not wait for running pulls to clean up (the next start reconciles).
+      if (++signals > 1) process.exit(signal === "SIGTERM" ? 143 : 130);
+      void d.stop(`${signal} received`);
+    };
     for (const s of ["SIGTERM", "SIGINT", "SIGHUP"] as const) process.on(s, onSignal);
+    // A fault in one request or pull must not take the others down: every route and every pull
+    // catches its own errors; what still escapes (a stray promise) is logged, and the daemon
+    // goes on. The store stays consistent whatever stops half-way (transactions, staging dirs).
+    process.on("unhandledRejection", (err) => d.logger.error("unhandled rejection", { err }));
+    process.on("uncaughtException", (err) => d.logger.error("uncaught exception", { err }));
     const reason = await d.stopped;
     // Everything is closed and the lock released: leave now. Idle worker threads of past pulls
     // (decompression, direct writes) would otherwise keep the process around for a while, and

@@ -145,6 +145,16 @@ export class DaemonClient implements ImageApi {
         throw again;
       }
     }
+    // A daemon that has just decided to stop (idle) answers 503 until its socket is gone:
+    // wait for that, start a new one, and ask it (a streamed body cannot be sent twice).
+    if (res.status === 503 && this.onUnavailable && !(o.body instanceof ReadableStream)) {
+      const stopping = ((await res.clone().json()) as { error?: WireError }).error?.name === "DaemonStoppingError";
+      if (stopping) {
+        await this.gone();
+        await this.onUnavailable();
+        res = await fetch(`http://banger${route}`, init);
+      }
+    }
     if (!o.anyVersion) {
       const daemon = parseVersionTag(res.headers.get(DAEMON_HEADER));
       if (!daemon) throw new DaemonProtocolError(`what answers on ${this.socket} is not a banger daemon (no ${DAEMON_HEADER} header)`);
@@ -154,6 +164,19 @@ export class DaemonClient implements ImageApi {
       }
     }
     return res;
+  }
+
+  /** Resolves once nothing answers on the socket any more (at most 20 s). */
+  private async gone(): Promise<void> {
+    const deadline = Date.now() + 20_000;
+    while (Date.now() < deadline) {
+      try {
+        await (await fetch("http://banger/v1/health", { unix: this.socket } as RequestInit)).arrayBuffer();
+      } catch (err) {
+        if (isUnavailable(err)) return;
+      }
+      await Bun.sleep(25);
+    }
   }
 
   private async json<T>(method: string, route: string, o: SendOptions = {}): Promise<T> {
