@@ -77,7 +77,7 @@ export async function startDaemon(o: DaemonOptions): Promise<RunningDaemon> {
     services = createServices(o.env, { buildSettings: o.buildSettings, logger });
     const report = await services.images.reconcile();
     logger.info("reconciled the store", { stagingRemoved: report.staging, orphanDirsRemoved: report.orphanDirs, rowsForgotten: report.rowsWithoutDir });
-    return serve({ o, paths, version, lock, logger, services, startedAt });
+    return new Daemon({ o, paths, version, lock, logger, services, startedAt });
   } catch (err) {
     logger?.error("daemon failed to start", { err });
     services?.close();
@@ -97,64 +97,85 @@ interface Parts {
   startedAt: Date;
 }
 
-/** Replaces a stale socket, serves, and wires up what stops the daemon. */
-function serve(p: Parts): RunningDaemon {
-  const { paths, logger } = p;
-  const socket = paths.socketPath;
-  if (fs.existsSync(socket)) {
-    // We hold the lock, so the daemon that made this socket is gone.
-    fs.rmSync(socket, { force: true });
-    logger.warn("replaced a stale socket left by a daemon that is gone", { socket });
+/** Listening on the socket until stopped; what stops it, and how. */
+class Daemon implements RunningDaemon {
+  readonly paths: BangerPaths;
+  readonly version: VersionInfo;
+  readonly logger: JsonLinesLogger;
+  readonly stopped: Promise<string>;
+  private resolveStopped!: (reason: string) => void;
+  private stopping: Promise<string> | undefined;
+  private readonly server: DaemonServer;
+  private readonly http: ReturnType<typeof Bun.serve>;
+  private readonly socketIno: number;
+  private readonly timers: ReturnType<typeof setInterval>[] = [];
+
+  constructor(private readonly p: Parts) {
+    this.paths = p.paths;
+    this.version = p.version;
+    this.logger = p.logger;
+    this.stopped = new Promise<string>((r) => (this.resolveStopped = r));
+    const socket = p.paths.socketPath;
+    if (fs.existsSync(socket)) {
+      // We hold the lock, so the daemon that made this socket is gone.
+      fs.rmSync(socket, { force: true });
+      p.logger.warn("replaced a stale socket left by a daemon that is gone", { socket });
+    }
+    const idleExitMs = p.o.idleExitMs ?? null;
+    this.server = new DaemonServer({ services: p.services, version: p.version, socket, startedAt: p.startedAt, idleExitMs, requestStop: (r) => void this.stop(r) });
+    // idleTimeout 0: a pull's stream may be quiet for long (a slow registry, a big plan), and
+    // Bun's default (10 s) closes such a connection mid-pull. Bun honours it on unix sockets too
+    // (measured: a 12 s silence is cut at 10 s without it), but its types offer it for TCP
+    // servers only, hence the cast.
+    const options = { unix: socket, fetch: this.server.fetch, idleTimeout: 0 };
+    this.http = Bun.serve(options as unknown as { unix: string; fetch: DaemonServer["fetch"] });
+    fs.chmodSync(socket, 0o600);
+    this.socketIno = fs.statSync(socket).ino;
+    p.logger.info("daemon listening", { socket, pid: process.pid });
+    this.watch(idleExitMs);
   }
-  const idleExitMs = p.o.idleExitMs ?? null;
-  let stop!: (reason: string) => Promise<string>;
-  const server = new DaemonServer({ services: p.services, version: p.version, socket, startedAt: p.startedAt, idleExitMs, requestStop: (r) => void stop(r) });
-  // idleTimeout 0: a pull's stream may be quiet for long (a slow registry, a big plan), and
-  // Bun's default (10 s) closes such a connection mid-pull. Bun honours it on unix sockets too
-  // (measured: a 12 s silence is cut at 10 s without it), but its types offer it for TCP
-  // servers only, hence the cast.
-  const options = { unix: socket, fetch: server.fetch, idleTimeout: 0 };
-  const http = Bun.serve(options as unknown as { unix: string; fetch: typeof server.fetch });
-  fs.chmodSync(socket, 0o600);
-  const socketIno = fs.statSync(socket).ino;
-  logger.info("daemon listening", { socket, pid: process.pid });
 
-  const socketIsOurs = () => fs.statSync(socket, { throwIfNoEntry: false })?.ino === socketIno;
-  const watch = setInterval(() => {
-    if (!socketIsOurs()) void stop("its socket was removed or replaced");
-  }, p.o.watchMs ?? 1000);
-  const idle =
-    idleExitMs === null
-      ? undefined
-      : setInterval(
-          () => {
-            if (server.idleMs() >= idleExitMs) void stop(`idle for ${Math.round(idleExitMs / 1000)} s`);
-          },
-          Math.max(50, Math.min(idleExitMs / 4, 30_000)),
-        );
+  private socketIsOurs(): boolean {
+    return fs.statSync(this.paths.socketPath, { throwIfNoEntry: false })?.ino === this.socketIno;
+  }
 
-  let resolveStopped!: (r: string) => void;
-  const stopped = new Promise<string>((r) => (resolveStopped = r));
-  let stopping: Promise<string> | undefined;
-  stop = (reason) => {
-    stopping ??= (async () => {
-      clearInterval(watch);
-      if (idle) clearInterval(idle);
-      logger.info("daemon stopping", { reason, operations: server.operations.count });
-      server.beginStop(reason);
-      if (!(await server.operations.settled(p.o.stopGraceMs ?? 10_000))) logger.warn("pulls were still cleaning up when the daemon stopped", { operations: server.operations.count });
-      // A moment for the last lines of the aborted pulls' streams to reach their clients.
-      await Promise.race([http.stop(false), Bun.sleep(1000)]);
-      await http.stop(true);
-      if (socketIsOurs()) fs.rmSync(socket, { force: true });
-      p.services.close();
-      logger.info("daemon stopped", { reason });
-      logger.close();
-      p.lock.release();
-      resolveStopped(reason);
-      return reason;
-    })();
-    return stopping;
-  };
-  return { paths, version: p.version, logger, stopped, stop };
+  /** The socket file gone or replaced (its runtime dir removed), or nothing to do for too long: stop. */
+  private watch(idleExitMs: number | null): void {
+    this.timers.push(
+      setInterval(() => {
+        if (!this.socketIsOurs()) void this.stop("its socket was removed or replaced");
+      }, this.p.o.watchMs ?? 1000),
+    );
+    if (idleExitMs === null) return;
+    const every = Math.max(50, Math.min(idleExitMs / 4, 30_000));
+    this.timers.push(
+      setInterval(() => {
+        if (this.server.idleMs() >= idleExitMs) void this.stop(`idle for ${Math.round(idleExitMs / 1000)} s`);
+      }, every),
+    );
+  }
+
+  stop(reason: string): Promise<string> {
+    this.stopping ??= this.shutdown(reason);
+    return this.stopping;
+  }
+
+  /** Pulls aborted and given time to clean up, then the server, socket, store, log and lock, in that order. */
+  private async shutdown(reason: string): Promise<string> {
+    const { logger, server } = this;
+    for (const t of this.timers) clearInterval(t);
+    logger.info("daemon stopping", { reason, operations: server.operations.count });
+    server.beginStop(reason);
+    if (!(await server.operations.settled(this.p.o.stopGraceMs ?? 10_000))) logger.warn("pulls were still cleaning up when the daemon stopped", { operations: server.operations.count });
+    // A moment for the last lines of the aborted pulls' streams to reach their clients.
+    await Promise.race([this.http.stop(false), Bun.sleep(1000)]);
+    await this.http.stop(true);
+    if (this.socketIsOurs()) fs.rmSync(this.paths.socketPath, { force: true });
+    this.p.services.close();
+    logger.info("daemon stopped", { reason });
+    logger.close();
+    this.p.lock.release();
+    this.resolveStopped(reason);
+    return reason;
+  }
 }
