@@ -208,14 +208,32 @@ test("a runtime dir that is not ours, or a path too long for a socket, is refuse
   const r = await banger(["daemon", "run"], { ...e, env: { ...e.env, XDG_RUNTIME_DIR: long } });
   expect(r.exitCode).toBe(1);
   expect(r.stderr).toContain("unix sockets take at most 107; set XDG_RUNTIME_DIR to a shorter directory");
+  // Only root can give a directory away; elsewhere the part below would start a real daemon.
+  if (process.getuid?.() !== 0) return;
   const shared = join(e.root, "shared");
   Bun.spawnSync(["mkdir", "-p", join(shared, "banger")]);
   Bun.spawnSync(["chown", "65534", join(shared, "banger")]);
-  const other = startBanger(["daemon", "run"], { ...e, env: { ...e.env, XDG_RUNTIME_DIR: shared } });
-  const o = await other.done;
-  if (process.getuid?.() === 0) {
-    // root owns nothing it did not make: the directory belongs to nobody (65534).
-    expect(o.exitCode, ctx(o)).toBe(1);
-    expect(o.stderr).toContain("belongs to uid 65534, not to you (uid 0)");
-  }
+  const o = await startBanger(["daemon", "run"], { ...e, env: { ...e.env, XDG_RUNTIME_DIR: shared } }, 20_000).done;
+  expect(o.exitCode, ctx(o)).toBe(1);
+  expect(o.stderr).toContain("belongs to uid 65534, not to you (uid 0)");
+}, 60_000);
+
+test("daemon logs: for people, --json as written, --lines, and -f follows until Ctrl-C", async () => {
+  const e = pullEnv(work);
+  const none = await banger(["daemon", "logs"], e);
+  expect(none.stderr).toBe(`nothing logged yet at ${bangerPaths(e.env).logPath}\n`);
+  expect((await banger(["daemon", "start"], e)).exitCode).toBe(0);
+  const text = await banger(["daemon", "logs"], e);
+  expect(text.stdout).toMatch(/^\S+Z info  daemon starting pid=\d+ version=\S+ protocol=1 socket=\S+ idleExitMs=null\n/);
+  const json = await banger(["daemon", "logs", "--json", "--lines", "1"], e);
+  expect(JSON.parse(json.stdout)).toMatchObject({ level: "info", msg: "daemon listening" });
+  const follow = startBanger(["daemon", "logs", "-f", "--lines", "0"], e, 30_000);
+  await Bun.sleep(500);
+  expect((await banger(["daemon", "stop"], e, 30_000)).exitCode).toBe(0);
+  await waitFor("the follower to print the stop", () => logLines(e).some((l) => l.msg === "daemon stopped"));
+  await Bun.sleep(600); // two of its polls
+  follow.proc.kill("SIGINT");
+  const f = await follow.done;
+  expect(f.exitCode, ctx(f)).toBe(0);
+  expect(f.stdout.trimEnd().split("\n").map((l) => l.replace(/^\S+ \S+ +/, "").split(" ").slice(0, 2).join(" "))).toEqual(["daemon stopping", "daemon stopped"]);
 }, 60_000);
