@@ -17,6 +17,11 @@ export interface Tool {
   setup?: string;
   /** Bash run after each successful measurement, not timed (e.g. to link the image to OUT). */
   after?: string;
+  /**
+   * The script (and after-script) leave JSON in $STATS (and $STATS.daemon) for the report: per-call
+   * latencies (bench/list-calls.ts), a daemon's CPU and peak RSS (bench/daemon.ts).
+   */
+  stats?: boolean;
 }
 
 function sbin(name: string): string {

@@ -3,8 +3,9 @@ import { bigFileTar, debianRootfs, manyFilesTar, zeroStreamCommand } from "./inp
 import { join } from "node:path";
 import { banger, bangerStdin, goPipeline, mkfsOnly, pipeFloor, plainCopy, type Tool } from "./baselines.ts";
 import { fiveLayerFixture, oneLayerFixture, type Compression, type OciFixture } from "./oci-fixtures.ts";
-import { bangerPull, blobUrl, checkRate, COLD_REPO, curlDownload, decompressFloor, describeRate, layersEnv, LINK_RATE, pushLayout, skopeoCopy, startProxy, startRegistry, tarZstdPipeline, templatePull, umociPipeline } from "./pull.ts";
+import { bangerPull, blobUrl, checkRate, COLD_REPO, curlDownload, decompressFloor, describeRate, layersEnv, LINK_RATE, pushLayout, runScript, skopeoCopy, startProxy, startRegistry, tarZstdPipeline, templatePull, umociPipeline } from "./pull.ts";
 import { mkfsInodeCount } from "./tar-scan.ts";
+import { bangerPullDaemon, bangerPullInProcess, listTools, prepareListStore } from "./daemon.ts";
 
 export type Input =
   | { kind: "tar"; tar: string }
@@ -23,6 +24,13 @@ export type Input =
       /** The cold case: bytes per second the proxy was measured at. */
       linkRate?: number;
       /** Stops what prepare started (registry, proxy). */
+      close?(): Promise<void>;
+    }
+  | {
+      /** Commands against a store made beforehand (daemon-list). */
+      kind: "store";
+      env: Record<string, string>;
+      notes: string[];
       close?(): Promise<void>;
     };
 
@@ -132,8 +140,12 @@ function warmPull(kind: Compression | "5-layers", quick: boolean): Variant {
   };
 }
 
-/** A cold pull (empty cache) of the gzip image from docker-registry on 127.0.0.1 through a 50 MB/s proxy. */
-function coldPull(quick: boolean): Variant {
+/**
+ * A cold pull (empty cache) of the gzip image from docker-registry on 127.0.0.1 through a 50 MB/s
+ * proxy. `tools`: pull-cold compares banger with skopeo and curl; daemon-pull-cold compares the
+ * pull through the daemon with the same pull in-process.
+ */
+function coldPull(quick: boolean, tools: Tool[] = [bangerPull, skopeoCopy, curlDownload]): Variant {
   const what = quick ? "a quarter of the Debian rootfs" : "the Debian bookworm rootfs";
   return {
     describe: `${what} as one gzip layer, pulled with an empty cache from docker-registry on 127.0.0.1 through a proxy capping the link at ${LINK_RATE / 1e6} MB/s (bench/throttle-proxy.ts)`,
@@ -168,14 +180,35 @@ function coldPull(quick: boolean): Variant {
         throw err;
       }
     },
-    tools: [bangerPull, skopeoCopy, curlDownload],
+    tools,
     skipped: [],
     timeoutS: quick ? 300 : 900,
     passSize: false,
   };
 }
 
+/** `image list` end to end against a store of three images, through the daemon and in-process. */
+function daemonList(quick: boolean): Variant {
+  const seq = quick ? 40 : 200;
+  const par = quick ? 20 : 100;
+  return {
+    describe: `\`image list --json\` on a store of three images: ${seq} calls one after the other and ${par} at once, through a running daemon and in-process (BANGER_NO_DAEMON=1)`,
+    prepare: async (ctx) => {
+      const store = join(ctx.work, "store");
+      await prepareListStore(store, ctx.env);
+      const env = { STORE: store };
+      const stop = () => runScript(`cd "$REPO"; export XDG_STATE_HOME="$STORE/state" XDG_CACHE_HOME="$STORE/cache" XDG_CONFIG_HOME="$STORE/config" XDG_RUNTIME_DIR="$STORE/runtime" HOME="$STORE/home"; "$BUN" run --silent banger daemon stop > /dev/null`, { ...ctx.env, ...env }, ctx.env.REPO!);
+      return { kind: "store", env, notes: ["the store: three images pulled (in-process, untimed) from small rootfs tars; every call's output is compared with `image list --json` of that store"], close: stop };
+    },
+    tools: listTools(seq, par),
+    skipped: [],
+    timeoutS: 600,
+    passSize: false,
+  };
+}
+
 export const PULL_CASES = ["pull-gzip", "pull-zstd", "pull-5-layers", "pull-cold"];
+export const DAEMON_CASES = ["daemon-list", "daemon-pull-cold"];
 
 export const CASES: CaseDef[] = [
   {
@@ -207,4 +240,11 @@ export const CASES: CaseDef[] = [
   { name: "pull-zstd", title: "image pull, warm: Debian rootfs as one zstd layer (OCI layout)", full: warmPull("zstd", false), quick: warmPull("zstd", true) },
   { name: "pull-5-layers", title: "image pull, warm: Debian rootfs in 5 layers with whiteouts (OCI layout)", full: warmPull("5-layers", false), quick: warmPull("5-layers", true) },
   { name: "pull-cold", title: "image pull, cold: one gzip layer from docker-registry at 50 MB/s", full: coldPull(false), quick: coldPull(true) },
+  { name: "daemon-list", title: "daemon: `image list` end to end, one after the other and all at once", full: daemonList(false), quick: daemonList(true) },
+  {
+    name: "daemon-pull-cold",
+    title: "daemon: cold pull through the daemon vs in-process (pull-cold's registry at 50 MB/s)",
+    full: coldPull(false, [bangerPullDaemon, bangerPullInProcess, curlDownload]),
+    quick: coldPull(true, [bangerPullDaemon, bangerPullInProcess, curlDownload]),
+  },
 ];

@@ -19,7 +19,7 @@ export const COLD_REPO = "bench/debian";
 const SYNC_OUT = `if [ "$SYNC" = 1 ]; then sync "$OUT"; fi`;
 
 /** Fresh XDG dirs and HOME under $RUN; the warm runs get a copy of the template blob cache (hardlinked blobs). */
-const FRESH_RUN = [
+export const FRESH_RUN = [
   "set -e",
   `rm -rf "$RUN"; mkdir -p "$RUN/state" "$RUN/config" "$RUN/home"; mkdir -m 700 "$RUN/runtime"`,
   `if [ -n "$TEMPLATE_CACHE" ]; then`,
@@ -29,16 +29,17 @@ const FRESH_RUN = [
   `else mkdir -p "$RUN/cache"; fi`,
 ].join("\n");
 
-const BANGER_ENV = `export XDG_STATE_HOME="$RUN/state" XDG_CACHE_HOME="$RUN/cache" XDG_CONFIG_HOME="$RUN/config" XDG_RUNTIME_DIR="$RUN/runtime" HOME="$RUN/home"`;
+export const BANGER_ENV = `export XDG_STATE_HOME="$RUN/state" XDG_CACHE_HOME="$RUN/cache" XDG_CONFIG_HOME="$RUN/config" XDG_RUNTIME_DIR="$RUN/runtime" HOME="$RUN/home"`;
 
 export const bangerPull: Tool = {
   name: "banger",
-  description: "`bun run banger image pull SOURCE --name bench --quiet` with fresh XDG_STATE/CACHE/CONFIG/RUNTIME dirs and HOME per run (warm: the blob cache copied in beforehand, untimed; the store empty)",
+  description: "`BANGER_NO_DAEMON=1 bun run banger image pull SOURCE --name bench --quiet` (the services in the CLI's process, as measured before the daemon; bench/daemon.ts measures the daemon) with fresh XDG_STATE/CACHE/CONFIG/RUNTIME dirs and HOME per run (warm: the blob cache copied in beforehand, untimed; the store empty)",
   setup: FRESH_RUN,
   script: [
     "set -e",
     `cd "$REPO"`,
     BANGER_ENV,
+    "export BANGER_NO_DAEMON=1",
     `"$BUN" run --silent banger image pull "$SOURCE" --name bench --quiet`,
     // Durable like every other tool's output (banger fsyncs its image itself; this finds nothing left to write).
     `if [ "$SYNC" = 1 ]; then find "$RUN/state" "$RUN/cache" -type f -size +1M -exec sync {} +; fi`,

@@ -41,11 +41,24 @@ export interface CaseResult {
   expectCheck?: { ok: boolean; detail: string };
   /** pull-cold: bytes per second the proxy gave one download before the runs. */
   linkRate?: number;
+  /** Per tool, per run: what the tool reported beyond GNU time (Tool.stats). */
+  stats?: Record<string, ToolStats[]>;
   notes: string[];
   bangerCommit?: string;
   /** Date of the run the baselines come from, when carried over by --only-banger. */
   baselinesFrom?: string;
   error?: string;
+}
+
+/** What a tool reports beyond GNU time: per-call latencies (list-calls.ts), a daemon's CPU and memory. */
+export interface ToolStats {
+  calls?: number;
+  parallel?: number;
+  latenciesMs?: number[];
+  correct?: number;
+  failure?: string;
+  daemonCpuMs?: number | null;
+  daemonPeakRssKiB?: number;
 }
 
 interface Summary {
@@ -235,6 +248,91 @@ function pullTargets(byName: Map<string, CaseResult>): Target[] {
   return out;
 }
 
+/** Nearest-rank percentile of sorted values. */
+function percentile(sorted: number[], p: number): number {
+  if (!sorted.length) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))]!;
+}
+
+interface CallSummary {
+  calls: number;
+  atOnce: number;
+  correct: number;
+  median: number;
+  p90: number;
+  p99: number;
+  max: number;
+  /** The daemon's CPU per call (ms), when a daemon served them. */
+  daemonCpuPerCall: number | null;
+  failure?: string;
+}
+
+/** Every run's calls of one tool together. */
+export function callSummary(stats: ToolStats[] | undefined): CallSummary | null {
+  const runs = (stats ?? []).filter((s) => s.latenciesMs?.length);
+  if (!runs.length) return null;
+  const all = runs.flatMap((s) => s.latenciesMs!).sort((a, b) => a - b);
+  const cpu = runs.map((s) => s.daemonCpuMs).filter((x): x is number => typeof x === "number");
+  return {
+    calls: all.length,
+    atOnce: runs[0]!.parallel ?? 1,
+    correct: runs.reduce((n, s) => n + (s.correct ?? 0), 0),
+    median: median(all),
+    p90: percentile(all, 0.9),
+    p99: percentile(all, 0.99),
+    max: all.at(-1)!,
+    daemonCpuPerCall: cpu.length === runs.length ? cpu.reduce((a, b) => a + b, 0) / all.length : null,
+    failure: runs.find((s) => s.failure)?.failure,
+  };
+}
+
+function callTable(r: CaseResult): string[] {
+  const rows = r.tools.map((t) => [t.name, callSummary(r.stats?.[t.name])] as const).filter((x): x is readonly [string, CallSummary] => x[1] !== null);
+  if (!rows.length) return [];
+  const ms = (x: number) => (Number.isFinite(x) ? x.toFixed(1) : "—");
+  const lines = ["| tool | calls (all runs) | at once | correct | median (ms) | p90 (ms) | p99 (ms) | max (ms) | daemon CPU per call (ms) |", "|---|---|---|---|---|---|---|---|---|"];
+  for (const [name, c] of rows) {
+    lines.push(`| ${name} | ${c.calls} | ${c.atOnce} | ${c.correct}/${c.calls} | ${ms(c.median)} | ${ms(c.p90)} | ${ms(c.p99)} | ${ms(c.max)} | ${c.daemonCpuPerCall === null ? "—" : c.daemonCpuPerCall.toFixed(2)} |`);
+  }
+  return ["Per call, from spawn to exit (`bun run --silent banger image list --json`, CLI start-up included):", "", ...lines, ""];
+}
+
+/** The daemon-pull-cold targets and the daemon-list figures. */
+function daemonTargets(byName: Map<string, CaseResult>): Target[] {
+  const out: Target[] = [];
+  const list = byName.get("daemon-list");
+  const seq = callSummary(list?.stats?.["banger"]);
+  const par = callSummary(list?.stats?.["banger ×N at once"]);
+  const local = callSummary(list?.stats?.["banger in-process"]);
+  const t1 = "`image list` end to end through the daemon: median and p99 of the sequential calls; the calls at once all correct";
+  if (!seq || !par) out.push({ text: t1, ok: null, detail: list ? "daemon calls not measured" : "case not run" });
+  else {
+    const parWall = summarize(list!.measurements["banger ×N at once"]);
+    out.push({
+      text: t1,
+      ok: seq.correct === seq.calls && par.correct === par.calls,
+      detail: `${seq.calls} calls one after the other: median ${seq.median.toFixed(1)} ms, p99 ${seq.p99.toFixed(1)} ms${local ? ` (in-process: median ${local.median.toFixed(1)} ms, p99 ${local.p99.toFixed(1)} ms)` : ""}; ${par.atOnce} at once: ${par.correct}/${par.calls} correct over the runs, all done in ${parWall ? f2(parWall.wall) : "—"} s (median run), per call median ${par.median.toFixed(1)} ms, p99 ${par.p99.toFixed(1)} ms`,
+    });
+  }
+  const cold = byName.get("daemon-pull-cold");
+  const s = (tool: string) => (cold ? summarize(cold.measurements[tool]) : null);
+  const d = s("banger");
+  const l = s("banger in-process");
+  const t2 = "Cold pull through the daemon within 5% of the same pull in-process (50 MB/s registry)";
+  if (!d || !l || !Number.isFinite(d.wall) || !Number.isFinite(l.wall)) out.push({ text: t2, ok: null, detail: cold ? "not both measured" : "case not run" });
+  else out.push({ text: t2, ok: d.wall / l.wall <= 1.05, detail: `through the daemon ${f2(d.wall)} s, in-process ${f2(l.wall)} s: ${(d.wall / l.wall).toFixed(3)}×${pairedDetail(cold, "banger", "banger in-process", 1.05)}` });
+  return out;
+}
+
+/** The daemon's own CPU and peak RSS (read from /proc by the after-script), medians over the runs. */
+function daemonLine(r: CaseResult): string | null {
+  const runs = (r.stats?.["banger"] ?? []).filter((s) => typeof s.daemonPeakRssKiB === "number");
+  if (!runs.length) return null;
+  const cpu = median(runs.map((s) => s.daemonCpuMs ?? NaN));
+  const rss = median(runs.map((s) => s.daemonPeakRssKiB!));
+  return `the daemon itself (not in GNU time's tree, read from /proc after each run): CPU ${Number.isFinite(cpu) ? (cpu / 1000).toFixed(2) : "—"} s after its start-up, peak RSS ${mib(rss)} MiB (medians over ${runs.length} run(s))`;
+}
+
 function perEntry(r: CaseResult, rssKiB: number): string {
   const n = r.input.entries ?? 0;
   if (!n || !Number.isFinite(rssKiB)) return "memory per entry: —";
@@ -269,11 +367,12 @@ export function renderResults(results: CaseResult[], machine: MachineInfo, ctx: 
   L.push("- go-pipeline's extraction step is noisy: on this host GNU tar's sys time for the Debian tree varied 0.4–3 s between runs (the host fs after deleting the previous tree); medians absorb it. debugfs cannot take names with quotes, backslashes or newlines, so the script skips those (1 in the Debian rootfs).");
   L.push("- banger's image is checked with `e2fsck -fn` after timing (not timed).");
   L.push(`- Inputs are cached in ${ctx.fixtureCache} (never committed); the 100 GiB stream is generated on the fly (bench/zero-stream.ts, 64 KiB writes) and never stored.`);
-  L.push("- Pull cases (`pull-*`, bench/pull.ts): `bun run banger image pull SOURCE --name bench --quiet` with fresh XDG_STATE_HOME, XDG_CACHE_HOME, XDG_CONFIG_HOME, XDG_RUNTIME_DIR and HOME per run. Warm cases pull `oci:LAYOUT:TAG` with the blob cache filled beforehand (one untimed banger pull; its cache's blobs hardlinked into each run's cache, untimed) and an empty store; the floor decompresses every layer blob to /dev/null with the reference CLI; the pipeline is `umoci unpack` + `mkfs.ext4 -d` at the size of banger's image + the debugfs uid/gid/mode script (GNU `tar --zstd -x` instead of umoci for zstd, which Debian's umoci 0.4.7 cannot read). The cold case pulls from docker-registry on 127.0.0.1 through bench/throttle-proxy.ts (one 50 MB/s token bucket shared by all connections, 64 KiB pieces) with an empty cache, against `skopeo copy` to an OCI layout through the same proxy and `curl` of the layer blob. Layouts are built from the Debian rootfs tar by bench/oci-fixtures.ts and checked with umoci once.");
+  L.push("- Pull cases (`pull-*`, bench/pull.ts): `bun run banger image pull SOURCE --name bench --quiet` with fresh XDG_STATE_HOME, XDG_CACHE_HOME, XDG_CONFIG_HOME, XDG_RUNTIME_DIR and HOME per run. Warm cases pull `oci:LAYOUT:TAG` with the blob cache filled beforehand (one untimed banger pull; its cache's blobs hardlinked into each run's cache, untimed) and an empty store; the floor decompresses every layer blob to /dev/null with the reference CLI; the pipeline is `umoci unpack` + `mkfs.ext4 -d` at the size of banger's image + the debugfs uid/gid/mode script (GNU `tar --zstd -x` instead of umoci for zstd, which Debian's umoci 0.4.7 cannot read). The cold case pulls from docker-registry on 127.0.0.1 through bench/throttle-proxy.ts (one 50 MB/s token bucket shared by all connections, 64 KiB pieces) with an empty cache, against `skopeo copy` to an OCI layout through the same proxy and `curl` of the layer blob. Layouts are built from the Debian rootfs tar by bench/oci-fixtures.ts and checked with umoci once. These cases run banger in-process (`BANGER_NO_DAEMON=1`), as they did before the daemon existed.");
+  L.push("- Daemon cases (`daemon-*`, bench/daemon.ts): a daemon tool starts its daemon in the untimed setup (`banger daemon start` on the run's XDG dirs) and stops it after; GNU time sees only the client's process tree, so the daemon's CPU and peak RSS are read from /proc separately. `daemon-list` times each `bun run --silent banger image list --json` from spawn to exit (bench/list-calls.ts) and checks its output; `daemon-pull-cold` is pull-cold's pull through the daemon against the same pull with `BANGER_NO_DAEMON=1`, interleaved.");
   L.push("");
   L.push("## Targets");
   L.push("");
-  for (const t of [...targets(byName), ...pullTargets(byName)]) L.push(`- ${mark(t.ok)} ${t.text} — ${t.detail}`);
+  for (const t of [...targets(byName), ...pullTargets(byName), ...daemonTargets(byName)]) L.push(`- ${mark(t.ok)} ${t.text} — ${t.detail}`);
   L.push("");
   for (const r of results) {
     L.push(`## ${r.title}${r.mode === "quick" ? " — quick variant" : ""}`);
@@ -287,21 +386,26 @@ export function renderResults(results: CaseResult[], machine: MachineInfo, ctx: 
     }
     L.push(...caseTable(r));
     L.push("");
+    L.push(...callTable(r));
     for (const t of r.tools) {
       const s = summarize(r.measurements[t.name]);
       if (s?.errors.length) L.push(`- **${t.name} failed** (${s.totalRuns - s.okRuns}/${s.totalRuns} runs): ${s.errors.map((e) => "`" + e.replace(/\s+/g, " ").slice(0, 400) + "`").join("; ")}`);
     }
     for (const sk of r.skipped) L.push(`- ${sk.tool}: not run — ${sk.why}`);
     if (r.fsck) L.push(`- banger image \`e2fsck -fn\`: ${r.fsck.ok ? "✓ clean" : "✗ NOT clean"} (${r.fsck.detail.replace(/\s+/g, " ").slice(0, 400)})`);
-    else if (r.measurements["banger"]) L.push("- banger image `e2fsck -fn`: not checked (banger did not complete)");
+    else if (r.measurements["banger"] && r.name !== "daemon-list") L.push("- banger image `e2fsck -fn`: not checked (banger did not complete)");
     if (r.expectCheck) L.push(`- banger image, merged tree (deleted, replaced, re-added paths via debugfs): ${r.expectCheck.ok ? "✓" : "✗"} ${r.expectCheck.detail}`);
     const b = summarize(r.measurements["banger"]);
-    if (b && Number.isFinite(b.rssKiB) && r.input.entries && r.input.entries > 1000) L.push(`- ${perEntry(r, b.rssKiB)}`);
+    // Not for the daemon cases: there "banger" is the client, the daemon holds the entries.
+    if (b && Number.isFinite(b.rssKiB) && r.input.entries && r.input.entries > 1000 && !r.name.startsWith("daemon-")) L.push(`- ${perEntry(r, b.rssKiB)}`);
     if (r.zero) {
       const bytes = r.input.streamBytes ?? 0;
       L.push(`- zero detection: ${b && Number.isFinite(b.wall) ? (bytes / b.wall / 1e9).toFixed(2) : "—"} GB/s (${gib(bytes)} GiB in banger's wall time)`);
       L.push(`- ${r.zero.ok ? "✓" : "✗"} ${r.zero.detail}; image ${gib(r.zero.imageApparentBytes)} GiB apparent, ${(r.zero.imageHostAllocatedBytes / 2 ** 20).toFixed(1)} MiB allocated on the host`);
     }
+    const daemon = daemonLine(r);
+    if (daemon) L.push(`- ${daemon}`);
+    for (const c of r.tools.map((t) => [t.name, callSummary(r.stats?.[t.name])] as const)) if (c[1]?.failure) L.push(`- ${c[0]}: a wrong answer: \`${c[1].failure.slice(0, 300)}\``);
     for (const n of r.notes) L.push(`- ${n}`);
     L.push("");
     L.push("<details><summary>tools</summary>");
@@ -311,7 +415,7 @@ export function renderResults(results: CaseResult[], machine: MachineInfo, ctx: 
     L.push("</details>");
     L.push("");
   }
-  const missing = ["debian", "files-1m", "files-100k-one-dir", "file-8g", "zero-100g", "pull-gzip", "pull-zstd", "pull-5-layers", "pull-cold"].filter((n) => !byName.has(n));
+  const missing = ["debian", "files-1m", "files-100k-one-dir", "file-8g", "zero-100g", "pull-gzip", "pull-zstd", "pull-5-layers", "pull-cold", "daemon-list", "daemon-pull-cold"].filter((n) => !byName.has(n));
   if (missing.length) {
     L.push("## Not run yet");
     L.push("");

@@ -10,7 +10,7 @@ import { extractTree, removeTree, type Tool } from "./baselines.ts";
 import { FIXTURE_CACHE, REPO_ROOT, freeBytes } from "./inputs.ts";
 import { machineInfo } from "./machine.ts";
 import { measure, requireGnuTime } from "./measure.ts";
-import { renderResults, type CaseResult } from "./report.ts";
+import { renderResults, type CaseResult, type ToolStats } from "./report.ts";
 import { imageSizeFor, mkfsInodeCount, scanTar, type TarStats } from "./tar-scan.ts";
 import { checkExpectations, checkZeroImage, fsck } from "./verify.ts";
 
@@ -92,6 +92,12 @@ function bangerCommit(): string {
   const dirty = Bun.spawnSync(["git", "status", "--porcelain", "--", "src"], { cwd: BANGER_REPO }).stdout.toString().trim();
   const where = BANGER_REPO === REPO_ROOT ? "" : ` (${BANGER_REPO})`;
   return head ? `${head}${dirty ? " + uncommitted changes in src/" : ""}${where}` : `unknown${where}`;
+}
+
+/** What a tool left in $STATS and $STATS.daemon (see Tool.stats); {} when nothing. */
+function readStats(file: string): ToolStats {
+  const read = (f: string) => (existsSync(f) ? (JSON.parse(readFileSync(f, "utf8")) as ToolStats) : {});
+  return { ...read(file), ...read(`${file}.daemon`) };
 }
 
 async function warmCache(...files: string[]): Promise<void> {
@@ -183,6 +189,9 @@ async function runCase(def: CaseDef, opt: Options): Promise<CaseResult> {
       result.notes.push(...input.notes);
       result.skipped.push(...input.skip);
       if (input.linkRate) result.linkRate = input.linkRate;
+    } else if (input.kind === "store") {
+      Object.assign(env, input.env);
+      result.notes.push(...input.notes);
     } else {
       result.input = { streamBytes: input.size, nonZeroBlocks: input.nonZeroBlocks, entries: 1 };
     }
@@ -207,11 +216,13 @@ async function runCase(def: CaseDef, opt: Options): Promise<CaseResult> {
         if (gaveUp.has(tool.name)) continue;
         const out = join(work, "out.img");
         rmSync(out, { force: true });
-        const setupError = tool.setup ? await untimed(tool.setup, { ...env, OUT: out }) : null;
+        const stats = join(work, `stats-${tool.name.replace(/[^a-z0-9]+/gi, "_")}.json`);
+        for (const f of [stats, `${stats}.daemon`]) rmSync(f, { force: true });
+        const setupError = tool.setup ? await untimed(tool.setup, { ...env, OUT: out, STATS: stats }) : null;
         if (setupError) throw new Error(`${tool.name}: untimed setup failed: ${setupError}`);
         const m = await measure(tool.name, {
           script: tool.script,
-          env: { ...env, OUT: out },
+          env: { ...env, OUT: out, STATS: stats },
           cwd: REPO_ROOT,
           stdinFrom: tool.stdin && input.kind === "stream" ? input.gen : undefined,
           timeoutS: opt.timeoutS ?? v.timeoutS,
@@ -220,9 +231,10 @@ async function runCase(def: CaseDef, opt: Options): Promise<CaseResult> {
         (result.measurements[tool.name] ??= []).push(m);
         log(`${def.name} run ${run + 1}/${opt.runs} ${tool.name}: ${m.ok ? `${m.wallS.toFixed(3)}s wall, ${m.cpuS.toFixed(2)}s CPU, ${(m.rssKiB / 1024).toFixed(0)} MiB RSS` : `FAILED ${m.error}`}`);
         if (m.timedOut) gaveUp.add(tool.name);
-        const afterError = tool.after && m.ok ? await untimed(tool.after, { ...env, OUT: out }) : null;
+        const afterError = tool.after && m.ok ? await untimed(tool.after, { ...env, OUT: out, STATS: stats }) : null;
         if (afterError) result.notes.push(`${tool.name} run ${run + 1}: untimed after-script failed: ${afterError}`);
-        if (tool.name === "banger" && m.ok && !afterError && result.fsck === null) {
+        if (tool.stats) (result.stats ??= {})[tool.name] = [...(result.stats?.[tool.name] ?? []), readStats(stats)];
+        if (tool.name === "banger" && m.ok && !afterError && result.fsck === null && input.kind !== "store") {
           log(`${def.name}: e2fsck -fn on banger's image (not timed)`);
           result.fsck = fsck(out);
           if (input.kind === "stream") result.zero = checkZeroImage(out, input.size, input.nonZeroBlocks);

@@ -94,3 +94,13 @@ export function parseZstdLevel(text: string | undefined): number | undefined {
   if (!Number.isInteger(level) || level < 1 || level > 22) throw new UsageError(`--level "${text}" is not a zstd level (1-22)`);
   return level;
 }
+
+/** Parses durations like 90, 30s, 15m, 2h (plain numbers are seconds) into milliseconds. */
+export function parseDuration(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h)?$/i.exec(text.trim());
+  if (!m) throw new UsageError(`invalid duration "${text}": expected a number with an optional ms, s, m or h suffix`);
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? "s").toLowerCase() as "ms" | "s" | "m" | "h"];
+  const ms = Math.round(Number(m[1]) * unit);
+  if (!Number.isSafeInteger(ms)) throw new UsageError(`invalid duration "${text}"`);
+  return ms;
+}

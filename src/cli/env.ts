@@ -2,6 +2,9 @@
 // the environment: each command calls readEnvSettings(process.env) once and passes the result
 // down as options (IoOptions, the writer's timing, a timestamp). The XDG directories are the
 // other environment input; createServices takes those from the environment object it is given.
+// The daemon reads its settings once, at its start-up (`banger daemon run`): a daemon started
+// on demand has those of the command that started it. Per-request values (SOURCE_DATE_EPOCH,
+// the working directory) travel with each request instead.
 import type { IoOptions } from "../io/options.ts";
 import { UsageError } from "./args.ts";
 
@@ -21,6 +24,16 @@ export interface EnvSettings {
   noColor: boolean;
   /** BANGER_KERNEL_CATALOG: a kernel catalog file in place of the embedded one (`kernel pull`). */
   kernelCatalogFile: string | undefined;
+  /**
+   * BANGER_NO_DAEMON: run the image services in this process instead of asking the daemon
+   * (tests, one-shot CI jobs, a machine where no daemon should linger).
+   */
+  noDaemon: boolean;
+  /**
+   * BANGER_DAEMON_VERSION: the version a daemon started from this environment says it is. For
+   * tests of a CLI meeting a daemon of another release; never needed otherwise.
+   */
+  daemonVersion: string | undefined;
 }
 
 /** Reads every setting once; `env` is process.env in the CLI (an object in tests). */
@@ -37,6 +50,8 @@ export function readEnvSettings(env: Environment): EnvSettings {
     sourceDateEpoch: env.SOURCE_DATE_EPOCH,
     noColor: Boolean(env.NO_COLOR),
     kernelCatalogFile: env.BANGER_KERNEL_CATALOG || undefined,
+    noDaemon: !!env.BANGER_NO_DAEMON,
+    daemonVersion: env.BANGER_DAEMON_VERSION || undefined,
   };
 }
 

@@ -52,7 +52,9 @@ export async function main(argv: string[]): Promise<number> {
     // One bounded line whatever the error carries (names from a hostile archive, a huge path):
     // displayName already escapes names; this is the net for everything else.
     const message = oneLine(err instanceof Error ? err.message : String(err));
-    console.error(`banger ${best.path.join(" ")}: ${message}`);
+    // A CLI and a daemon of different releases: about banger as a whole, not this command.
+    const who = err instanceof Error && err.name === "DaemonVersionError" ? "banger" : `banger ${best.path.join(" ")}`;
+    console.error(`${who}: ${message}`);
     if (process.env.BANGER_DEBUG && err instanceof Error) console.error(err.stack);
     return 1;
   }

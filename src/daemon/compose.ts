@@ -1,7 +1,8 @@
-// The one place the daemon's services are put together. The CLI (and later the daemon's
-// start-up) calls this with the process environment (for the XDG directories, the Docker
-// credentials and BANGER_IMAGE_CATALOG) and the settings it resolved from it (src/cli/env.ts); everything below takes
-// options.
+// The one place the daemon's services are put together, once: by the daemon at its start-up
+// (daemon.ts), by a command running in-process (BANGER_NO_DAEMON=1), and by tests, which build
+// the same graph. It takes the process environment (for the XDG directories, the Docker
+// credentials and BANGER_IMAGE_CATALOG) and the settings the caller resolved from it
+// (src/cli/env.ts); everything below takes options.
 import { BlobCache, dockerConfigCredentials, type SourceOptions } from "../oci/index.ts";
 import path from "node:path";
 import { GUEST_ASSETS } from "../inject/index.ts";
@@ -12,6 +13,7 @@ import { KernelService } from "./kernel-service.ts";
 import { SqliteKernelStore } from "./kernel-store.ts";
 import { bangerPaths, type BangerPaths, type Env } from "./paths.ts";
 import { loadCatalog } from "./catalog.ts";
+import { silentLogger, type Logger } from "./log.ts";
 import { ensureSshKey } from "./ssh-key.ts";
 import { SqliteImageStore } from "./store.ts";
 
@@ -21,6 +23,7 @@ export interface Services {
   cache: BlobCache;
   images: ImageService;
   kernels: KernelService;
+  logger: Logger;
   close(): void;
 }
 
@@ -29,7 +32,8 @@ export interface ServiceOverrides {
   /** I/O settings and timing lines for every image build. */
   buildSettings?: BuildSettings;
   sourceOptions?: SourceOptions;
-  log?: (message: string) => void;
+  /** Where the services report what they did (reconcile, cleanup failures); default nowhere. */
+  logger?: Logger;
   /** An image catalog file in place of the embedded one (default: $BANGER_IMAGE_CATALOG). */
   imageCatalogFile?: string;
   /** A kernel catalog file in place of the embedded one (the CLI passes BANGER_KERNEL_CATALOG). */
@@ -46,8 +50,10 @@ export function createServices(env: Env, overrides: ServiceOverrides = {}): Serv
   };
   // The SSH key is made at the first pull that needs it, not when any command starts.
   const guest = { assets: GUEST_ASSETS, authorizedKeys: () => ensureSshKey(path.join(paths.configDir, "ssh")).publicKey };
+  const logger = overrides.logger ?? silentLogger;
+  const log = (m: string) => logger.info(m);
   const catalog = { images: loadCatalog(overrides.imageCatalogFile ?? (env.BANGER_IMAGE_CATALOG || undefined)), bundleDir: path.join(paths.cacheDir, "bundles") };
-  const images = new ImageService({ paths, store, cache, build: overrides.build ?? buildRootfs, buildSettings: overrides.buildSettings, sourceOptions, log: overrides.log, guest, catalog });
-  const kernels = new KernelService({ paths, store: new SqliteKernelStore(store.database), catalog: () => loadKernelCatalog(overrides.kernelCatalogFile), log: overrides.log });
-  return { paths, store, cache, images, kernels, close: () => store.close() };
+  const images = new ImageService({ paths, store, cache, build: overrides.build ?? buildRootfs, buildSettings: overrides.buildSettings, sourceOptions, log, guest, catalog });
+  const kernels = new KernelService({ paths, store: new SqliteKernelStore(store.database), catalog: () => loadKernelCatalog(overrides.kernelCatalogFile), log });
+  return { paths, store, cache, images, kernels, logger, close: () => store.close() };
 }

@@ -14,7 +14,7 @@ import { formatPlatform, hostPlatform } from "../oci/index.ts";
 import { installBundleImage } from "./bundle-install.ts";
 import type { CatalogImage } from "./catalog.ts";
 import type { GuestAssets } from "../inject/index.ts";
-import type { BuildSettings, RootfsBuilderFn } from "./build-image.ts";
+import type { BuildResult, BuildSettings, RootfsBuilderFn } from "./build-image.ts";
 import type { PullListener } from "./events.ts";
 import { listExt4Dir, type ImageDirEntry } from "./image-ls.ts";
 import { defaultImageName, nameProblem, openSource } from "./image-names.ts";
@@ -62,8 +62,43 @@ export interface PullRequest {
   platform?: Platform;
   /** Superblock times (seconds since the epoch), e.g. from SOURCE_DATE_EPOCH. */
   timestamp?: number;
+  /** What relative file paths in `source` are relative to (the client's working directory). */
+  cwd?: string;
+  /** The bytes of `-` (a rootfs tar on the client's standard input); default this process's stdin. */
+  stdin?: AsyncIterable<Uint8Array>;
   signal?: AbortSignal;
   progress?: PullListener;
+}
+
+/** One pull's state, as its phases leave it (what the cleanup must undo). */
+interface PullJob {
+  id: string;
+  name: string;
+  /** The source as records keep it. */
+  normalized: string;
+  staging: string;
+  stagingMade: boolean;
+  /** The staging dir has become the image dir (not yet a row). */
+  renamed: boolean;
+  /** Resolved and not yet disposed. */
+  image: ResolvedImage | undefined;
+}
+
+/**
+ * A registry source downloads inside resolve(); its "resolved" event (manifest known) is where
+ * the resolve phase ends and the download phase starts.
+ */
+function downloadPhase(progress: PullListener | undefined): PullListener | undefined {
+  return (
+    progress &&
+    ((e) => {
+      progress(e);
+      if (e.type === "resolved") {
+        const bytes = e.layers.reduce((n, l) => n + l.size, 0);
+        progress({ type: "phase", phase: "download", detail: `${e.layers.length} layer${e.layers.length === 1 ? "" : "s"}, ${(bytes / 1048576).toFixed(1)} MiB` });
+      }
+    })
+  );
 }
 
 export interface ReconcileReport {
@@ -137,6 +172,10 @@ export class ImageService {
   private readonly catalog: ImageServiceOptions["catalog"];
   /** Ids this process is pulling right now: our own pid in an owner file is live only for these. */
   private readonly inProgress = new Set<string>();
+  /** Names claimed by pulls in progress, with the source each pulls (for the refusal's message). */
+  private readonly pullingNames = new Map<string, string>();
+  /** The tail of the publish queue (see serialized). */
+  private publishing: Promise<unknown> = Promise.resolve();
 
   constructor(opts: ImageServiceOptions) {
     this.paths = opts.paths;
@@ -158,121 +197,149 @@ export class ImageService {
   async pull(req: PullRequest): Promise<ImageRecord> {
     const id = newId();
     const staging = path.join(this.paths.imagesDir, `${id}.staging`);
-    const final = this.imageDir(id);
-    let source: ImageSource;
-    let normalized: string;
+    const { source, normalized } = this.openPullSource(req, staging);
+    const name = req.name ?? defaultImageName(source, id);
+    // Before anything is downloaded: a pull that can only fail at the end should fail now.
+    const releaseName = this.reserveName(name, normalized);
+    const job: PullJob = { id, name, normalized, staging, stagingMade: false, renamed: false, image: undefined };
+    this.inProgress.add(id);
+    try {
+      return await this.runPull(req, source, job);
+    } catch (err) {
+      if (job.renamed) await this.removeDir(this.imageDir(id));
+      else if (job.stagingMade) await this.removeDir(job.staging);
+      throw this.pullError(err, req, job);
+    } finally {
+      this.inProgress.delete(id);
+      releaseName();
+      if (job.image) await job.image.dispose().catch((err) => this.log(`disposing ${normalized}: ${errorText(err)}`));
+    }
+  }
+
+  private openPullSource(req: PullRequest, staging: string): { source: ImageSource; normalized: string } {
     try {
       // Standard input is spooled inside the staging dir, in a file unlinked from the start:
       // whatever ends the pull (an error, an interrupt, a kill) takes the spool with it, and
       // it is on the filesystem the image is built on.
       const tmpDir = this.sourceOptions.tmpDir ?? staging;
       const catalog = this.catalog && { ...this.catalog, arch: req.platform?.architecture ?? hostPlatform().architecture };
-      ({ source, normalized } = openSource(req.source, { ...this.sourceOptions, tmpDir, cache: this.cache, signal: req.signal }, catalog));
+      const perRequest = { tmpDir, cache: this.cache, signal: req.signal, ...(req.cwd !== undefined && { cwd: req.cwd }), ...(req.stdin && { stdin: req.stdin }) };
+      return openSource(req.source, { ...this.sourceOptions, ...perRequest }, catalog);
     } catch (err) {
       throw new ImageError(`source "${req.source}": ${errorText(err)}`, { cause: err });
     }
-    const name = req.name ?? defaultImageName(source, id);
+  }
+
+  /**
+   * Claims `name` for this pull until the returned function is called: a second pull to the
+   * same name in this process is refused at once, before it downloads anything, and so is a
+   * name the store already holds. (Pulls in other processes meet at the row's insert.)
+   */
+  private reserveName(name: string, source: string): () => void {
     const problem = nameProblem(name);
     if (problem) throw new ImageError(`invalid image name "${name}": ${problem}`);
-    // Before anything is downloaded: a pull that can only fail at the end should fail now.
+    const pulling = this.pullingNames.get(name);
+    if (pulling !== undefined) {
+      throw new ImageError(`image "${name}" is being pulled right now (from ${pulling}); wait for that pull to finish, or pick another --name`);
+    }
     const holder = this.store.byName(name);
     if (holder) {
       throw new ImageError(`image "${name}" already exists (id ${holder.id}, from ${holder.source}); remove it with \`banger image rm ${name}\` or pick another --name`);
     }
-    const fail = (err: unknown): ImageError => {
-      if (req.signal?.aborted) return new ImagePullAbortedError(`image "${name}": pull of ${normalized} interrupted; nothing was kept`, { cause: err });
-      if (err instanceof ImageError) return err;
-      // Every pull failure names what was being pulled, even when the cause (a full disk, a
-      // refused login) knows nothing of the source.
-      const text = errorText(err);
-      const from = text.includes(normalized) ? "" : `pulling ${normalized}: `;
-      return new ImageError(`image "${name}": ${from}${text}`, { cause: err });
+    this.pullingNames.set(name, source);
+    return () => this.pullingNames.delete(name);
+  }
+
+  /** Every pull failure names the image and what was being pulled; an interrupt says nothing was kept. */
+  private pullError(err: unknown, req: PullRequest, job: PullJob): ImageError {
+    if (req.signal?.aborted) return new ImagePullAbortedError(`image "${job.name}": pull of ${job.normalized} interrupted; nothing was kept`, { cause: err });
+    if (err instanceof ImageError) return err;
+    // Even when the cause (a full disk, a refused login) knows nothing of the source.
+    const text = errorText(err);
+    const from = text.includes(job.normalized) ? "" : `pulling ${job.normalized}: `;
+    return new ImageError(`image "${job.name}": ${from}${text}`, { cause: err });
+  }
+
+  /** The phases of a pull, in order: staging dir, resolve (and download), build, publish. */
+  private async runPull(req: PullRequest, source: ImageSource, job: PullJob): Promise<ImageRecord> {
+    req.signal?.throwIfAborted();
+    await fs.promises.mkdir(this.paths.imagesDir, { recursive: true });
+    await fs.promises.mkdir(job.staging);
+    job.stagingMade = true;
+    await fs.promises.writeFile(path.join(job.staging, OWNER_FILE), JSON.stringify({ pid: process.pid, start: processStartTime(process.pid) }));
+
+    req.progress?.({ type: "phase", phase: "resolve", detail: job.normalized });
+    // Sources honour the signal while downloading, but a spool of stdin or a read of a local
+    // file does not: racing it makes an interrupt answer at once, whatever the source does.
+    job.image = await abortable(source.resolve({ platform: req.platform, progress: downloadPhase(req.progress), followDownloads: true }), req.signal, (late) => void late.dispose());
+    req.signal?.throwIfAborted();
+
+    const out = path.join(job.staging, "rootfs.ext4");
+    const guest = this.guest && { assets: this.guest.assets, authorizedKeys: this.guest.authorizedKeys(), workSeedOut: path.join(job.staging, WORK_SEED_FILE) };
+    // A bundle (catalog image, registry bundle artifact) is installed as it is: pure I/O.
+    const built = job.image.bundle
+      ? await installBundleImage(job.image, job.staging, req.progress)
+      : await this.build({ ...this.buildSettings, image: job.image, out, sizeBytes: req.sizeBytes, timestamp: req.timestamp, signal: req.signal, progress: req.progress, guest });
+    for (const message of built.guest?.warnings ?? []) req.progress?.({ type: "warning", message });
+    req.signal?.throwIfAborted();
+    // The image is built: the source (and the disk space of a stdin spool) can go before publishing.
+    const resolved = job.image;
+    job.image = undefined;
+    await resolved.dispose();
+
+    const record = this.newRecord(job, resolved, built);
+    await fs.promises.writeFile(path.join(job.staging, "image.json"), JSON.stringify(record, null, 2) + "\n");
+    req.progress?.({ type: "phase", phase: "publish", detail: job.name });
+    return this.serialized(() => this.publish(job, record));
+  }
+
+  private newRecord(job: PullJob, resolved: ResolvedImage, built: BuildResult): ImageRecord {
+    const final = this.imageDir(job.id);
+    const c = resolved.config.config ?? {};
+    return {
+      id: job.id,
+      name: job.name,
+      source: job.normalized,
+      digest: resolved.manifestDigest,
+      platform: formatPlatform(resolved.platform),
+      rootfsPath: path.join(final, "rootfs.ext4"),
+      sizeBytes: built.sizeBytes,
+      createdAt: this.now().toISOString(),
+      env: c.Env ?? [],
+      cmd: c.Cmd ?? null,
+      entrypoint: c.Entrypoint ?? null,
+      workingDir: c.WorkingDir ?? "",
+      user: c.User ?? "",
+      init: built.guest?.init ?? null,
+      kernelCmdline: built.guest?.kernelCmdline ?? null,
+      injected: built.guest?.injected ?? [],
+      workSeedPath: built.guest?.workSeedPath ? path.join(final, WORK_SEED_FILE) : null,
     };
+  }
 
-    this.inProgress.add(id);
-    let image: ResolvedImage | undefined;
-    let stagingMade = false;
-    let renamed = false;
+  /** Staging dir -> image dir -> row. Run one at a time (serialized), so names are published in order. */
+  private async publish(job: PullJob, record: ImageRecord): Promise<ImageRecord> {
+    const final = this.imageDir(job.id);
+    await fs.promises.rename(job.staging, final);
+    job.renamed = true;
     try {
-      req.signal?.throwIfAborted();
-      await fs.promises.mkdir(this.paths.imagesDir, { recursive: true });
-      await fs.promises.mkdir(staging);
-      stagingMade = true;
-      await fs.promises.writeFile(path.join(staging, OWNER_FILE), JSON.stringify({ pid: process.pid, start: processStartTime(process.pid) }));
-
-      const progress = req.progress;
-      // A registry source downloads inside resolve(); its "resolved" event (manifest known)
-      // is where the resolve phase ends and the download starts.
-      const sourceProgress: PullListener | undefined = progress && ((e) => {
-        progress(e);
-        if (e.type === "resolved") {
-          const bytes = e.layers.reduce((n, l) => n + l.size, 0);
-          progress({ type: "phase", phase: "download", detail: `${e.layers.length} layer${e.layers.length === 1 ? "" : "s"}, ${(bytes / 1048576).toFixed(1)} MiB` });
-        }
-      });
-      progress?.({ type: "phase", phase: "resolve", detail: normalized });
-      // Sources honour the signal while downloading, but a spool of stdin or a read of a local
-      // file does not: racing it makes an interrupt answer at once, whatever the source does.
-      image = await abortable(source.resolve({ platform: req.platform, progress: sourceProgress, followDownloads: true }), req.signal, (late) => void late.dispose());
-      req.signal?.throwIfAborted();
-
-      const out = path.join(staging, "rootfs.ext4");
-      const guest = this.guest && { assets: this.guest.assets, authorizedKeys: this.guest.authorizedKeys(), workSeedOut: path.join(staging, WORK_SEED_FILE) };
-      // A bundle (catalog image, registry bundle artifact) is installed as it is: pure I/O.
-      const built = image.bundle
-        ? await installBundleImage(image, staging, req.progress)
-        : await this.build({ ...this.buildSettings, image, out, sizeBytes: req.sizeBytes, timestamp: req.timestamp, signal: req.signal, progress: req.progress, guest });
-      for (const message of built.guest?.warnings ?? []) req.progress?.({ type: "warning", message });
-      req.signal?.throwIfAborted();
-      // The image is built: the source (and the disk space of a stdin spool) can go before publishing.
-      const resolved = image;
-      image = undefined;
-      await resolved.dispose();
-
-      const c = resolved.config.config ?? {};
-      const record: ImageRecord = {
-        id,
-        name,
-        source: normalized,
-        digest: resolved.manifestDigest,
-        platform: formatPlatform(resolved.platform),
-        rootfsPath: path.join(final, "rootfs.ext4"),
-        sizeBytes: built.sizeBytes,
-        createdAt: this.now().toISOString(),
-        env: c.Env ?? [],
-        cmd: c.Cmd ?? null,
-        entrypoint: c.Entrypoint ?? null,
-        workingDir: c.WorkingDir ?? "",
-        user: c.User ?? "",
-        init: built.guest?.init ?? null,
-        kernelCmdline: built.guest?.kernelCmdline ?? null,
-        injected: built.guest?.injected ?? [],
-        workSeedPath: built.guest?.workSeedPath ? path.join(final, WORK_SEED_FILE) : null,
-      };
-      await fs.promises.writeFile(path.join(staging, "image.json"), JSON.stringify(record, null, 2) + "\n");
-
-      req.progress?.({ type: "phase", phase: "publish", detail: name });
-      await fs.promises.rename(staging, final);
-      renamed = true;
-      try {
-        this.store.insert(record);
-      } catch (err) {
-        if (err instanceof NameTakenError) {
-          throw new ImageError(`image "${name}" was created by another pull meanwhile (id ${err.holderId}); this one was discarded`, { cause: err });
-        }
-        throw err;
-      }
-      // The row exists: from here reconcile judges the directory by the row, not the owner.
-      await fs.promises.rm(path.join(final, OWNER_FILE), { force: true });
-      return record;
+      this.store.insert(record);
     } catch (err) {
-      if (renamed) await this.removeDir(final);
-      else if (stagingMade) await this.removeDir(staging);
-      throw fail(err);
-    } finally {
-      this.inProgress.delete(id);
-      if (image) await image.dispose().catch((err) => this.log(`disposing ${normalized}: ${errorText(err)}`));
+      if (err instanceof NameTakenError) {
+        throw new ImageError(`image "${job.name}" was created by another pull meanwhile (id ${err.holderId}); this one was discarded`, { cause: err });
+      }
+      throw err;
     }
+    // The row exists: from here reconcile judges the directory by the row, not the owner.
+    await fs.promises.rm(path.join(final, OWNER_FILE), { force: true });
+    return record;
+  }
+
+  /** Runs `fn` after every earlier serialized call has settled. */
+  private serialized<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.publishing.then(fn);
+    this.publishing = run.catch(() => {});
+    return run;
   }
 
   private async removeDir(dir: string): Promise<void> {

@@ -25,6 +25,16 @@ export interface BangerPaths {
   configDir: string;
   /** $XDG_RUNTIME_DIR/banger (sockets, pid files); a private temp dir when there is no runtime dir. */
   runtimeDir: string;
+  /** <runtime>/banger.sock: the daemon's RPC socket (0600). */
+  socketPath: string;
+  /** <runtime>/daemon.lock: flock'ed by the daemon for its whole life; says who holds it. */
+  lockPath: string;
+  /** <runtime>/start.lock: held by a command while it starts a daemon, so that one starts. */
+  startLockPath: string;
+  /** <runtime>/daemon.out: what a started daemon prints outside its log (crashes before the log opens). */
+  daemonOutPath: string;
+  /** <state>/daemon.log: the daemon's log, JSON lines, rotated by size (daemon.log.1, .2, ...). */
+  logPath: string;
 }
 
 /** The spec says relative values are invalid and must be ignored. */
@@ -58,5 +68,10 @@ export function bangerPaths(env: Env): BangerPaths {
     kernelDownloadDir: path.join(cache, "kernels"),
     configDir: config,
     runtimeDir: runtime,
+    socketPath: path.join(runtime, "banger.sock"),
+    lockPath: path.join(runtime, "daemon.lock"),
+    startLockPath: path.join(runtime, "start.lock"),
+    daemonOutPath: path.join(runtime, "daemon.out"),
+    logPath: path.join(state, "daemon.log"),
   };
 }

@@ -206,8 +206,23 @@ export interface PruneResult {
   kept: number;
 }
 
-/** Downloads in progress in this process, keyed by cache root and digest. */
-const inflight = new Map<string, Promise<void>>();
+/**
+ * Downloads in progress in this process, keyed by cache root and digest, with the signal of
+ * the pull that started each: a pull joining it can tell that download's cancellation (its
+ * owner was interrupted) from a failure of the blob itself.
+ */
+const inflight = new Map<string, { done: Promise<void>; signal: AbortSignal | undefined }>();
+
+/** Rejects with the signal's reason as soon as it fires; `p` itself goes on. */
+function untilAborted<T>(p: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return p;
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    p.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
+}
 
 export class BlobCache {
   private ready: Promise<void> | undefined;
@@ -290,16 +305,28 @@ export class BlobCache {
   /**
    * Makes sure a blob is present: `download` is called with an ingest (lock held, partial
    * hashed) unless the blob is already there or another process finished it meanwhile.
-   * Concurrent calls in this process for one digest share one download.
+   * Concurrent calls in this process for one digest share one download. `signal` is the
+   * caller's: a caller that joined another's download stops waiting when its own signal fires
+   * (the download goes on for the others), and takes over, resuming from the partial file,
+   * when the download it joined was cancelled by its owner's.
    */
-  ensure(digest: string, size: number | undefined, download: (ingest: BlobIngest) => Promise<void>): Promise<void> {
+  async ensure(digest: string, size: number | undefined, download: (ingest: BlobIngest) => Promise<void>, opts: { signal?: AbortSignal } = {}): Promise<void> {
     checkDigest(digest, "blob cache request");
     const key = `${this.root}\0${digest}`;
-    const running = inflight.get(key);
-    if (running) return running;
-    const p = this.ensureOnce(digest, size, download).finally(() => inflight.delete(key));
-    inflight.set(key, p);
-    return p;
+    for (;;) {
+      const running = inflight.get(key);
+      if (!running) {
+        const done = this.ensureOnce(digest, size, download).finally(() => inflight.delete(key));
+        inflight.set(key, { done, signal: opts.signal });
+        return done;
+      }
+      try {
+        return await untilAborted(running.done, opts.signal);
+      } catch (err) {
+        // The map entry is gone by now (its finally ran before this await returned).
+        if (opts.signal?.aborted || !running.signal?.aborted) throw err;
+      }
+    }
   }
 
   private async ensureOnce(digest: string, size: number | undefined, download: (ingest: BlobIngest) => Promise<void>): Promise<void> {

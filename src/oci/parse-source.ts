@@ -4,6 +4,7 @@
 //   docker-archive:FILE[:REPO:TAG]                                  `docker save` output
 //   rootfs:FILE, -                                                  plain rootfs tar (- = stdin)
 import { existsSync, statSync } from "node:fs";
+import path from "node:path";
 import { OciError } from "./errors.ts";
 import type { ImageSource } from "./source.ts";
 import { DockerArchiveSource } from "./sources/docker-archive.ts";
@@ -11,7 +12,13 @@ import { OciLayoutSource } from "./sources/layout.ts";
 import { RegistrySource, type RegistrySourceOptions } from "./sources/registry.ts";
 import { RootfsTarSource, type RootfsSourceOptions } from "./sources/rootfs.ts";
 
-export interface SourceOptions extends RegistrySourceOptions, RootfsSourceOptions {}
+export interface SourceOptions extends RegistrySourceOptions, RootfsSourceOptions {
+  /**
+   * What relative paths (rootfs:FILE, oci:DIR, docker-archive:FILE) are relative to: the
+   * user's working directory, which is not the daemon's. Default: this process's.
+   */
+  cwd?: string;
+}
 
 /** Splits "PATH[:SUFFIX]": the whole text when it names an existing path, else at the first colon after which no path exists. */
 function splitPathSuffix(text: string, isWanted: (p: string) => boolean): [string, string | undefined] {
@@ -27,23 +34,25 @@ const isDir = (p: string) => existsSync(p) && statSync(p).isDirectory();
 const isFile = (p: string) => existsSync(p) && statSync(p).isFile();
 
 export function parseSource(text: string, opts: SourceOptions = {}): ImageSource {
+  const cwd = opts.cwd;
+  const at = (p: string) => (cwd === undefined ? p : path.resolve(cwd, p));
   if (text === "-") return new RootfsTarSource("-", opts);
   if (text.startsWith("rootfs:")) {
     const file = text.slice("rootfs:".length);
     if (!file) throw new OciError(`source "${text}": rootfs: needs a file (or -)`);
-    return new RootfsTarSource(file, opts);
+    return new RootfsTarSource(file === "-" ? file : at(file), opts);
   }
   if (text.startsWith("oci:") || text.startsWith("oci-layout:")) {
     const rest = text.slice(text.indexOf(":") + 1);
     if (!rest) throw new OciError(`source "${text}": oci: needs a directory`);
-    const [dir, tag] = splitPathSuffix(rest, isDir);
-    return new OciLayoutSource(dir, tag);
+    const [dir, tag] = splitPathSuffix(rest, (p) => isDir(at(p)));
+    return new OciLayoutSource(at(dir), tag);
   }
   if (text.startsWith("docker-archive:")) {
     const rest = text.slice("docker-archive:".length);
     if (!rest) throw new OciError(`source "${text}": docker-archive: needs a file`);
-    const [file, tag] = splitPathSuffix(rest, isFile);
-    return new DockerArchiveSource(file, tag);
+    const [file, tag] = splitPathSuffix(rest, (p) => isFile(at(p)));
+    return new DockerArchiveSource(at(file), tag);
   }
   const ref = text.startsWith("docker://") ? text.slice("docker://".length) : text;
   return new RegistrySource(ref, opts);

@@ -42,3 +42,11 @@ test("NO_COLOR: any non-empty value turns colors off", () => {
   expect(readEnvSettings({ NO_COLOR: "" }).noColor).toBe(false);
   expect(readEnvSettings({ NO_COLOR: "1" }).noColor).toBe(true);
 });
+
+test("BANGER_NO_DAEMON runs in-process; BANGER_DAEMON_VERSION is only passed on", () => {
+  expect(readEnvSettings({}).noDaemon).toBe(false);
+  expect(readEnvSettings({ BANGER_NO_DAEMON: "" }).noDaemon).toBe(false);
+  expect(readEnvSettings({ BANGER_NO_DAEMON: "1" }).noDaemon).toBe(true);
+  expect(readEnvSettings({}).daemonVersion).toBeUndefined();
+  expect(readEnvSettings({ BANGER_DAEMON_VERSION: "0.0.1" }).daemonVersion).toBe("0.0.1");
+});

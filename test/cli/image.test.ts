@@ -1,17 +1,23 @@
 // `banger image ...` through a real process (`bun src/cli/main.ts`), with every XDG dir in a
 // temp dir. Images for list/show/ls/rm are made with `banger internal make-ext4` and registered
-// in the store directly, so these tests do not depend on the pull's builder.
+// in the store directly, so these tests do not depend on the pull's builder. The commands go the
+// default way: the first starts a daemon on this temp dir's runtime dir, the rest talk to it;
+// afterAll stops it (and it would stop by itself once its socket is gone with the temp dir).
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { daemonHealth } from "../../src/daemon/client/index.ts";
 import { bangerPaths } from "../../src/daemon/paths.ts";
 import { SqliteImageStore, type ImageRecord } from "../../src/daemon/store.ts";
 import { TarBuilder } from "../helpers/tarwriter.ts";
 
 const REPO_ROOT = path.resolve(import.meta.dir, "../..");
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "banger-cli-image-"));
-afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+afterAll(async () => {
+  await banger(["daemon", "stop"]);
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
 
 const env = {
   PATH: process.env.PATH ?? "/usr/bin:/bin",
@@ -224,11 +230,14 @@ test("image pull: SIGINT while reading standard input exits 130 and leaves no st
   p.stdin.write(new Uint8Array(4096));
   await p.stdin.flush();
   const before = new Set([alpine.id, other.id]);
-  // The pull is under way once it holds the stdin spool open: an unlinked file in its staging dir.
+  // The pull is under way once the daemon (which the CLI streams its stdin to) holds the stdin
+  // spool open: an unlinked file in the staging dir.
+  const daemon = await daemonHealth(paths);
+  expect(daemon.running).toBe(true);
   const spoolOpen = (dir: string): boolean =>
-    fs.readdirSync(`/proc/${p.pid}/fd`).some((fd) => {
+    fs.readdirSync(`/proc/${daemon.pid}/fd`).some((fd) => {
       try {
-        const link = fs.readlinkSync(`/proc/${p.pid}/fd/${fd}`);
+        const link = fs.readlinkSync(`/proc/${daemon.pid}/fd/${fd}`);
         return link.startsWith(`${dir}/`) && link.includes(".spool-") && link.endsWith(" (deleted)");
       } catch {
         return false;

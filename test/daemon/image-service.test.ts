@@ -201,6 +201,54 @@ test("a taken name is refused before the source is contacted: no request, no blo
   }
 });
 
+test("two pulls to one name at once: the second is refused before it reads its source; the name is free again after", async () => {
+  let requests = 0;
+  const server = Bun.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    fetch() {
+      requests++;
+      return new Response("no", { status: 404 });
+    },
+  });
+  try {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const slow: RootfsBuilderFn = async (req) => {
+      await gate;
+      return smallBuilder(req);
+    };
+    const svc = service(slow);
+    const first = svc.pull({ source: `rootfs:${tarFile}`, name: "shared" });
+    await Bun.sleep(20);
+    const err = await svc.pull({ source: `127.0.0.1:${server.port}/x/y:tag`, name: "shared" }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ImageError);
+    expect((err as Error).message).toBe(`image "shared" is being pulled right now (from rootfs:${tarFile}); wait for that pull to finish, or pick another --name`);
+    expect(requests).toBe(0);
+    release();
+    expect((await first).name).toBe("shared");
+    // Failed pulls give their name back too.
+    await svc.pull({ source: `rootfs:${path.join(tmp, "missing.tar")}`, name: "again" }).catch(() => {});
+    expect((await svc.pull({ source: `rootfs:${tarFile}`, name: "again" })).name).toBe("again");
+  } finally {
+    server.stop(true);
+  }
+});
+
+test("per request: relative paths are the request's cwd's, and - reads the request's stdin", async () => {
+  const svc = service(smallBuilder);
+  const rel = await svc.pull({ source: `rootfs:${path.basename(tarFile)}`, cwd: path.dirname(tarFile), name: "rel" });
+  expect(rel.source).toBe(`rootfs:${tarFile}`);
+  const layout = await svc.pull({ source: `oci:${path.basename(layoutDir)}:v1`, cwd: path.dirname(layoutDir), name: "lay" });
+  expect(layout.source).toBe(`oci:${layoutDir}:v1`);
+  async function* body(): AsyncGenerator<Uint8Array> {
+    yield new Uint8Array(fs.readFileSync(tarFile));
+  }
+  const piped = await svc.pull({ source: "-", stdin: body(), name: "piped" });
+  expect(piped.source).toBe("-");
+  expect(fs.readFileSync(piped.rootfsPath, "utf8")).toBe(fs.readFileSync(rel.rootfsPath, "utf8"));
+});
+
 test("bad names are refused with the reason", async () => {
   for (const name of ["Upper", "-dash", "a/b", "x".repeat(65), ""]) {
     const err = await service(smallBuilder).pull({ source: `rootfs:${tarFile}`, name }).catch((e: unknown) => e);

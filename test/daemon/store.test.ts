@@ -106,6 +106,11 @@ test("bangerPaths follows XDG and falls back to HOME; relative XDG values are ig
     kernelDownloadDir: "/c/banger/kernels",
     configDir: "/cfg/banger",
     runtimeDir: "/run/user/7/banger",
+    socketPath: "/run/user/7/banger/banger.sock",
+    lockPath: "/run/user/7/banger/daemon.lock",
+    startLockPath: "/run/user/7/banger/start.lock",
+    daemonOutPath: "/run/user/7/banger/daemon.out",
+    logPath: "/s/banger/daemon.log",
   });
   const q = bangerPaths({ HOME: "/home/u", XDG_STATE_HOME: "relative/state" });
   expect(q.stateDir).toBe("/home/u/.local/state/banger");

@@ -13,7 +13,7 @@ import { scratchDir } from "../helpers/oracles.ts";
 import { imageWithConfig } from "../helpers/pull-fixtures.ts";
 import { bootVm, cloudKernel, QEMU_TOOLS, vmDisk, type Vm } from "../helpers/qemu.ts";
 import { pushImage, startRegistry, type RunningRegistry } from "../helpers/registry.ts";
-import { pullEnv, pullOk, type ImageRecord } from "./pull-lib.ts";
+import { pullEnv, pullOk, type ImageRecord, stopDaemons } from "./pull-lib.ts";
 
 const NEEDS = { tools: ["docker-registry", "mmdebstrap", ...QEMU_TOOLS], root: true };
 const work = scratchDir("e2e-boot");
@@ -39,6 +39,7 @@ if (hasTool("docker-registry") && hasTool("mmdebstrap") && cloudKernel()) {
   }, 300_000);
 }
 afterAll(async () => {
+  await stopDaemons();
   for (const vm of vms) await vm.kill();
   await reg?.stop();
   rmSync(work, { recursive: true, force: true });

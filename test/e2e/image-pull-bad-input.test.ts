@@ -15,7 +15,7 @@ import { scratchDir } from "../helpers/oracles.ts";
 import { pushPullFixture } from "../helpers/pull-fixtures.ts";
 import { pushImage, startRegistry, type RunningRegistry } from "../helpers/registry.ts";
 import { TarBuilder } from "../helpers/tarwriter.ts";
-import { banger, cachedBlobs, ctx, listImages, pullEnv, stagingDirs, startBanger, treeListing, unverifiedBlobs, type CliRun, type PullEnv } from "./pull-lib.ts";
+import { banger, cachedBlobs, ctx, listImages, pullEnv, stagingDirs, startBanger, treeListing, unverifiedBlobs, type CliRun, type PullEnv, stopDaemon, stopDaemons } from "./pull-lib.ts";
 
 const REG = { tools: ["docker-registry"] };
 const work = scratchDir("e2e-pull-bad");
@@ -92,6 +92,7 @@ if (hasTool("docker-registry")) {
   }, 60_000);
 }
 afterAll(async () => {
+  await stopDaemons();
   for (const p of proxies) p.stop();
   await reg?.stop();
   await authReg?.stop();
@@ -273,6 +274,7 @@ testWith({ tools: ["mount", "umount"], root: true }, "a full disk under the stat
   const dir = join(work, "full");
   mkdirSync(join(dir, "state"), { recursive: true });
   const m = Bun.spawnSync(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", join(dir, "state")]);
+  const fullEnvs: PullEnv[] = [];
   expect(m.exitCode, m.stderr.toString()).toBe(0);
   try {
     // 4 MiB of file data that must be written into the image, from an oci: layout.
@@ -280,11 +282,14 @@ testWith({ tools: ["mount", "umount"], root: true }, "a full disk under the stat
     const layout = join(dir, "layout");
     writeOciLayout(layout, [{ tag: "v1", image: img }]);
     const e = pullEnv(work, { state: join(dir, "state") });
+    fullEnvs.push(e);
     const r = await expectRefused(`oci:${layout}:v1`, { env: e, names: [layout], patterns: [/no space|ENOSPC/i], watch: [layout] });
-    // Only the store's database may remain on the tmpfs.
-    const left = treeListing(e.state).map((l) => l.split(" ")[0]!).filter((p) => !/^banger\/?$|^banger\/banger\.db(-wal|-shm|-journal)?$|^banger\/images\/?$/.test(p));
+    // Only the store's database (and the daemon's log) may remain on the tmpfs.
+    const left = treeListing(e.state).map((l) => l.split(" ")[0]!).filter((p) => !/^banger\/?$|^banger\/banger\.db(-wal|-shm|-journal)?$|^banger\/images\/?$|^banger\/daemon\.log$/.test(p));
     expect(left, ctx(r)).toEqual([]);
   } finally {
+    // Its daemon holds the store open on the tmpfs: stopped first, or the unmount is refused.
+    for (const e of fullEnvs) await stopDaemon(e);
     Bun.spawnSync(["umount", join(dir, "state")]);
   }
 }, 60_000);

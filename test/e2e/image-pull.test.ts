@@ -15,7 +15,7 @@ import { e2fsckClean, run, scratchDir } from "../helpers/oracles.ts";
 import { AMD64_CONFIG, LAYOUT_TAGS, pullFixture, pushPullFixture, skopeoDockerArchive, writePullFixtureLayout } from "../helpers/pull-fixtures.ts";
 import { startRegistry, type RunningRegistry } from "../helpers/registry.ts";
 import { compareImageWithUmoci, guestOnlyPaths, umociFixtureSnapshot } from "../helpers/umoci-oracle.ts";
-import { cachedBlobs, ctx, listImages, pullEnv, pullOk, banger, stagingDirs, type ImageRecord, type PullEnv } from "./pull-lib.ts";
+import { cachedBlobs, ctx, listImages, pullEnv, pullOk, banger, stagingDirs, type ImageRecord, type PullEnv, stopDaemons } from "./pull-lib.ts";
 
 const NEEDS = { tools: ["docker-registry", "umoci", "skopeo", "e2fsck", "mount", "umount", "losetup", "getfattr", "cmp"], root: true };
 const work = scratchDir("e2e-pull");
@@ -33,6 +33,7 @@ if (hasTool("docker-registry") && hasTool("skopeo")) {
   }, 30_000);
 }
 afterAll(async () => {
+  await stopDaemons();
   await reg?.stop();
   rmSync(work, { recursive: true, force: true });
 });

@@ -1,8 +1,12 @@
 // Shared by the `banger image pull` e2e tests: runs the real CLI (`bun src/cli/main.ts image ...`)
 // as a child process with its own XDG dirs, HOME, TMPDIR and working directory (all fresh temp
-// dirs), and looks at what it left in the store and the blob cache.
+// dirs), and looks at what it left in the store and the blob cache. The commands go the default
+// way, through a daemon each environment's first command starts (on the environment's own
+// runtime dir); stopDaemons() in afterAll stops them all.
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
+import { DaemonClient, bangerPaths, isLocked, readLockInfo } from "../../src/daemon/client/index.ts";
+import { pidAlive } from "../../src/io/process.ts";
 import { REPO_ROOT } from "./lib.ts";
 
 const MAIN = join(REPO_ROOT, "src/cli/main.ts");
@@ -24,6 +28,25 @@ export interface PullEnv {
 }
 
 let n = 0;
+const made: PullEnv[] = [];
+
+/**
+ * Stops the daemon of every environment made here (a daemon outliving the test run is a bug;
+ * one forgotten would also stop itself once its temp dir, and so its socket, is removed).
+ */
+export async function stopDaemons(): Promise<void> {
+  await Promise.all(made.splice(0).map((e) => stopDaemon(e)));
+}
+
+/** Asks the environment's daemon, if one runs, to stop, and waits until its process is gone. */
+export async function stopDaemon(e: PullEnv): Promise<void> {
+  const paths = bangerPaths(e.env);
+  if (!isLocked(paths.lockPath)) return;
+  const pid = readLockInfo(paths.lockPath)?.pid;
+  await new DaemonClient({ socket: paths.socketPath }).shutdown().catch(() => {});
+  const deadline = Date.now() + 20_000;
+  while ((isLocked(paths.lockPath) || (pid !== undefined && pidAlive(pid))) && Date.now() < deadline) await Bun.sleep(25);
+}
 
 /** Fresh XDG dirs (and HOME, TMPDIR, cwd) under `base`. `state` may be given (a tmpfs mount). */
 export function pullEnv(base: string, opts: { state?: string; cache?: string; config?: string } = {}): PullEnv {
@@ -50,7 +73,9 @@ export function pullEnv(base: string, opts: { state?: string; cache?: string; co
     TMPDIR: tmp,
     LANG: "C.UTF-8",
   };
-  return { root, state, cache, config, runtime, home, tmp, cwd, env, imagesDir: join(state, "banger", "images"), blobCache: join(cache, "banger", "oci") };
+  const e: PullEnv = { root, state, cache, config, runtime, home, tmp, cwd, env, imagesDir: join(state, "banger", "images"), blobCache: join(cache, "banger", "oci") };
+  made.push(e);
+  return e;
 }
 
 export interface CliRun {

@@ -1,15 +1,33 @@
-import { existsSync } from "node:fs";
+// banger image cache prune: the daemon's blob cache through the daemon (which refuses --all
+// while pulls run), or the cache given with --cache-dir, or everything in-process with
+// BANGER_NO_DAEMON=1.
 import { parseArgs, option, UsageError } from "../args.ts";
 import type { Command } from "../command.ts";
+import type { PruneParams, PruneReply } from "../../daemon/protocol.ts";
+import { readEnvSettings } from "../env.ts";
 
 const options = [
-  { name: "cache-dir", value: true, description: "blob cache to prune (default $XDG_CACHE_HOME/banger/oci)" },
+  { name: "cache-dir", value: true, description: "blob cache to prune (default $XDG_CACHE_HOME/banger/oci, through the daemon)" },
   { name: "all", value: false, description: "forget every recorded image first, so every blob goes" },
   { name: "dry-run", value: false, description: "list what would be removed, remove nothing" },
 ];
 
 function mib(n: number): string {
   return `${(n / 1048576).toFixed(1)} MiB`;
+}
+
+async function prune(cacheDir: string | undefined, params: PruneParams): Promise<PruneReply> {
+  if (cacheDir !== undefined) {
+    const [{ BlobCache }, { pruneCache }] = await Promise.all([import("../../oci/index.ts"), import("../../daemon/prune.ts")]);
+    return pruneCache(new BlobCache(cacheDir), params);
+  }
+  const { openImageApi } = await import("../daemon-start.ts");
+  const { api, close } = await openImageApi({ quiet: false, settings: readEnvSettings(process.env) });
+  try {
+    return await api.prune(params);
+  } finally {
+    close();
+  }
 }
 
 export const imageCachePruneCommand: Command = {
@@ -20,23 +38,17 @@ export const imageCachePruneCommand: Command = {
   async run(argv) {
     const args = parseArgs(argv, options);
     if (args.positionals.length > 0) throw new UsageError(`unexpected argument "${args.positionals[0]}"`);
-    const { BlobCache, defaultCacheDir } = await import("../../oci/index.ts"); // see make-ext4.ts
-    const cache = new BlobCache(option(args, "cache-dir") ?? defaultCacheDir(process.env));
     const dryRun = args.flags.has("dry-run");
-    if (!existsSync(cache.root)) {
-      console.error(`no blob cache at ${cache.root}; nothing to prune`);
+    const reply = await prune(option(args, "cache-dir"), { all: args.flags.has("all"), dryRun });
+    if (reply.missing) {
+      console.error(`no blob cache at ${reply.cacheRoot}; nothing to prune`);
       return 0;
     }
-    if (args.flags.has("all") && !dryRun) {
-      const n = await cache.removeRefs();
-      console.error(`forgot ${n} recorded image${n === 1 ? "" : "s"}`);
-    }
-    // --all also drops the grace period that protects blobs of pulls running right now.
-    const all = args.flags.has("all");
-    const result = await cache.prune({ dryRun, graceMs: all ? 0 : undefined, keepNothing: all });
+    if (args.flags.has("all") && !dryRun) console.error(`forgot ${reply.forgot} recorded image${reply.forgot === 1 ? "" : "s"}`);
+    const { result } = reply;
     for (const d of result.removed) console.log(`${dryRun ? "would remove" : "removed"} ${d}`);
     console.error(
-      `${dryRun ? "would free" : "freed"} ${mib(result.freedBytes)} in ${cache.root}: ${result.removed.length} blob(s) ${dryRun ? "unneeded" : "removed"}, ${result.kept} kept`,
+      `${dryRun ? "would free" : "freed"} ${mib(result.freedBytes)} in ${reply.cacheRoot}: ${result.removed.length} blob(s) ${dryRun ? "unneeded" : "removed"}, ${result.kept} kept`,
     );
     return 0;
   },

@@ -1,29 +1,28 @@
-// banger image pull | list | show | rm | ls. The services are built by createServices from the
-// process environment (XDG dirs, Docker credentials) and the settings read from it once
-// (src/cli/env.ts), here and nowhere else in the CLI.
+// banger image pull | list | show | rm | ls: through the daemon (started on demand), or in this
+// process with BANGER_NO_DAEMON=1 (src/cli/daemon-start.ts). Either way the command calls the
+// same ImageApi and prints the same things: progress from the same events, errors with the
+// same text.
 import { parseArgs, option, parseSize, UsageError, type ParsedArgs } from "../args.ts";
 import type { Command } from "../command.ts";
-import type { ImageDirEntry, ImageRecord, Services } from "../../daemon/index.ts";
+import type { ImageApi, ImageDirEntry, ImageRecord } from "../../daemon/protocol.ts";
 import { readEnvSettings, strictSourceDateEpoch, type EnvSettings } from "../env.ts";
 
 const json = { name: "json", value: false, description: "print JSON on stdout instead of text" };
 
-/**
- * Builds the services and clears what killed pulls left behind (reconcile), then runs `fn`.
- * Loaded on demand: `banger` starts every command, and each pays only for its own modules.
- */
-async function withServices<T>(quiet: boolean, fn: (s: Services) => Promise<T>, settings: EnvSettings = readEnvSettings(process.env)): Promise<T> {
-  const { createServices } = await import("../../daemon/index.ts");
-  const services = createServices(process.env, {
-    log: quiet ? undefined : (m) => console.error(m),
-    buildSettings: { io: settings.io, timing: settings.timing },
-  });
+/** Opens the image API (loaded on demand: each command pays only for its own modules), runs `fn`. */
+async function withImages<T>(quiet: boolean, fn: (api: ImageApi) => Promise<T>, settings: EnvSettings = readEnvSettings(process.env)): Promise<T> {
+  const { openImageApi } = await import("../daemon-start.ts");
+  const { api, close } = await openImageApi({ quiet, settings });
   try {
-    await services.images.reconcile();
-    return await fn(services);
+    return await fn(api);
   } finally {
-    services.close();
+    close();
   }
+}
+
+/** Errors keep their class's name across the socket: compared by name, not by class. */
+function named(err: unknown, name: string): err is Error {
+  return err instanceof Error && err.name === name;
 }
 
 function positionals(args: ParsedArgs, min: number, max: number, what: string): string[] {
@@ -56,11 +55,7 @@ export const imagePullCommand: Command = {
     const settings = readEnvSettings(process.env);
     // Superblock times; invalid values are refused, not ignored.
     const timestamp = strictSourceDateEpoch(settings.sourceDateEpoch);
-    const [{ parsePlatform }, { pickRenderer }, { ImagePullAbortedError }] = await Promise.all([
-      import("../../oci/index.ts"),
-      import("../progress.ts"),
-      import("../../daemon/index.ts"),
-    ]);
+    const [{ parsePlatform }, { pickRenderer }] = await Promise.all([import("../../oci/index.ts"), import("../progress.ts")]);
     const platformText = option(args, "platform");
     let platform;
     try {
@@ -68,7 +63,8 @@ export const imagePullCommand: Command = {
     } catch (err) {
       throw new UsageError(err instanceof Error ? err.message : String(err));
     }
-    return withServices(quiet, async ({ images }) => {
+    const params = { source: source!, name: option(args, "name"), sizeBytes, platform, timestamp, cwd: process.cwd() };
+    return withImages(quiet, async (images) => {
       const renderer = pickRenderer({ quiet, stream: process.stderr });
       const ac = new AbortController();
       let interrupts = 0;
@@ -83,14 +79,15 @@ export const imagePullCommand: Command = {
       process.on("SIGINT", onSignal);
       process.on("SIGTERM", onSignal);
       try {
-        const rec = await images.pull({ source: source!, name: option(args, "name"), sizeBytes, platform, timestamp, signal: ac.signal, progress: (e) => renderer.event(e) });
+        const stdin = settings.noDaemon ? undefined : await stdinForDaemon(source!);
+        const rec = await images.pull(params, { signal: ac.signal, progress: (e) => renderer.event(e), stdin });
         renderer.done();
         if (args.flags.has("json")) console.log(JSON.stringify(rec));
         else if (!quiet) console.log(`pulled ${rec.name} (${rec.id}): ${rec.platform}, ${formatSize(rec.sizeBytes)}, ${rec.rootfsPath}`);
         return 0;
       } catch (err) {
         renderer.done();
-        if (err instanceof ImagePullAbortedError) {
+        if (named(err, "ImagePullAbortedError")) {
           console.error(`banger image pull: ${err.message}`);
           // A source still reading (stdin, a socket) would keep the process alive: the cleanup is
           // done, so leave once main has set the exit code.
@@ -105,6 +102,18 @@ export const imagePullCommand: Command = {
     }, settings);
   },
 };
+
+/**
+ * A rootfs tar on standard input goes to the daemon as the request's body, read as it comes
+ * (the pipe grown to 1 MiB first, as an in-process pull does); the daemon spools it.
+ */
+async function stdinForDaemon(source: string): Promise<ReadableStream<Uint8Array> | undefined> {
+  const { readsStdin } = await import("../../daemon/protocol.ts");
+  if (!readsStdin(source)) return undefined;
+  const { standardInput } = await import("../../io/spool.ts");
+  const input = standardInput({ blocking: false });
+  return input instanceof ReadableStream ? input : undefined;
+}
 
 function formatSize(n: number): string {
   if (n >= 1 << 30) return `${(n / (1 << 30)).toFixed(1)} GiB`;
@@ -128,8 +137,8 @@ export const imageListCommand: Command = {
   async run(argv) {
     const args = parseArgs(argv, listOptions);
     positionals(args, 0, 0, "");
-    return withServices(false, async ({ images }) => {
-      const all = images.list();
+    return withImages(false, async (images) => {
+      const all = await images.list();
       if (args.flags.has("json")) {
         console.log(JSON.stringify(all));
         return 0;
@@ -178,8 +187,8 @@ export const imageShowCommand: Command = {
   async run(argv) {
     const args = parseArgs(argv, showOptions);
     const [ref] = positionals(args, 1, 1, "<name|id>");
-    return withServices(false, async ({ images }) => {
-      const rec = images.show(ref!);
+    return withImages(false, async (images) => {
+      const rec = await images.show(ref!);
       console.log(args.flags.has("json") ? JSON.stringify(rec) : showText(rec));
       return 0;
     });
@@ -197,9 +206,10 @@ export const imageRmCommand: Command = {
     const args = parseArgs(argv, rmOptions);
     const refs = positionals(args, 1, Infinity, "<name|id>");
     const quiet = args.flags.has("quiet");
-    return withServices(quiet, async ({ images }) => {
+    return withImages(quiet, async (images) => {
       // All found first, so a typo in the third name removes nothing.
-      const recs = refs.map((r) => images.show(r));
+      const recs: ImageRecord[] = [];
+      for (const r of refs) recs.push(await images.show(r));
       for (const rec of recs) {
         await images.remove(rec.id);
         if (!quiet) console.log(`removed ${rec.name} (${rec.id})`);
@@ -227,8 +237,8 @@ export const imageLsCommand: Command = {
   async run(argv) {
     const args = parseArgs(argv, lsOptions);
     const [ref, dir = "/"] = positionals(args, 1, 2, "<name|id>");
-    return withServices(false, async ({ images }) => {
-      const entries = images.ls(ref!, dir);
+    return withImages(false, async (images) => {
+      const entries = await images.ls(ref!, dir);
       if (args.flags.has("json")) console.log(JSON.stringify(entries));
       else if (entries.length) console.log(lsText(entries));
       return 0;

@@ -1,5 +1,6 @@
 import type { Command } from "../command.ts";
 import { doctorCommand } from "./doctor.ts";
+import { daemonCommands } from "./daemon.ts";
 import { imageCommands } from "./image.ts";
 import { imageCachePruneCommand } from "./image-cache.ts";
 import { imagePushCommand } from "./image-push.ts";
@@ -9,4 +10,4 @@ import { makeExt4Command } from "./make-ext4.ts";
 import { makeKernelBundleCommand } from "./make-kernel-bundle.ts";
 
 /** Every command banger knows. Add new ones here. */
-export const COMMANDS: Command[] = [...imageCommands, imagePushCommand, imageCachePruneCommand, makeExt4Command, makeBundleCommand, ...kernelCommands, makeKernelBundleCommand, doctorCommand];
+export const COMMANDS: Command[] = [...imageCommands, imagePushCommand, imageCachePruneCommand, ...daemonCommands, makeExt4Command, makeBundleCommand, ...kernelCommands, makeKernelBundleCommand, doctorCommand];

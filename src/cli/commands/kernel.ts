@@ -12,8 +12,8 @@ const quietOption = { name: "quiet", value: false, description: "print nothing b
 /** Builds the services, clears what killed kernel commands left (reconcile), then runs `fn`. Loaded on demand. */
 async function withKernels<T>(quiet: boolean, fn: (s: Services) => Promise<T>): Promise<T> {
   const settings = readEnvSettings(process.env);
-  const { createServices } = await import("../../daemon/index.ts");
-  const services = createServices(process.env, { log: quiet ? undefined : (m) => console.error(m), kernelCatalogFile: settings.kernelCatalogFile });
+  const { createServices, LineLogger, silentLogger } = await import("../../daemon/index.ts");
+  const services = createServices(process.env, { logger: quiet ? silentLogger : new LineLogger((m) => console.error(m)), kernelCatalogFile: settings.kernelCatalogFile });
   try {
     await services.kernels.reconcile();
     return await fn(services);

@@ -161,10 +161,15 @@ export class RegistrySource implements ImageSource {
     const emit = (state: "cached" | "downloading" | "resuming" | "retrying" | "done", bytesDone: number, reason?: string) =>
       index >= 0 && progress?.({ type: "layer", index, digest: d.digest, bytesDone, bytesTotal: d.size, state, ...(reason ? { reason } : {}) });
     let downloaded = false;
-    await this.cache.ensure(d.digest, d.size, async (ingest: BlobIngest) => {
-      downloaded = true;
-      await this.download(d, ingest, emit);
-    });
+    await this.cache.ensure(
+      d.digest,
+      d.size,
+      async (ingest: BlobIngest) => {
+        downloaded = true;
+        await this.download(d, ingest, emit);
+      },
+      { signal: this.opts.signal },
+    );
     if (!downloaded) emit("cached", d.size);
     else emit("done", d.size);
   }
