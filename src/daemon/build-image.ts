@@ -78,6 +78,8 @@ export interface BuildResult {
   /** Uncompressed layer bytes written to spools (0 when the one layer streamed into the image). */
   spooledBytes?: number;
   guest?: GuestResult;
+  /** Installed bundles: the kernel their manifest names (null: none); absent for builds. */
+  bundleKernelRef?: string | null;
 }
 
 export type RootfsBuilderFn = (req: BuildRequest) => Promise<BuildResult>;

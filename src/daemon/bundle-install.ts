@@ -52,6 +52,7 @@ export async function installBundleImage(image: ResolvedImage, staging: string, 
     blocksUsed: 0,
     inodesUsed: 0,
     uuid: "",
+    bundleKernelRef: m.kernel_ref,
     guest: { init: m.init, imageInit: null, kernelCmdline: kernelCommandLine(m.init), injected: [], workSeedPath: hasSeed ? seed : null, warnings: hasSeed ? [] : ["the bundle has no work seed"] },
   };
 }

@@ -52,8 +52,10 @@ export function createServices(env: Env, overrides: ServiceOverrides = {}): Serv
   const guest = { assets: GUEST_ASSETS, authorizedKeys: () => ensureSshKey(path.join(paths.configDir, "ssh")).publicKey };
   const logger = overrides.logger ?? silentLogger;
   const log = (m: string) => logger.info(m);
+  const kernelStore = new SqliteKernelStore(store.database);
   const catalog = { images: loadCatalog(overrides.imageCatalogFile ?? (env.BANGER_IMAGE_CATALOG || undefined)), bundleDir: path.join(paths.cacheDir, "bundles") };
-  const images = new ImageService({ paths, store, cache, build: overrides.build ?? buildRootfs, buildSettings: overrides.buildSettings, sourceOptions, log, guest, catalog });
-  const kernels = new KernelService({ paths, store: new SqliteKernelStore(store.database), catalog: () => loadKernelCatalog(overrides.kernelCatalogFile), log });
+  const kernelLookup = { find: (ref: string) => kernelStore.find(ref) };
+  const images = new ImageService({ paths, store, cache, build: overrides.build ?? buildRootfs, buildSettings: overrides.buildSettings, sourceOptions, log, guest, catalog, kernels: kernelLookup });
+  const kernels = new KernelService({ paths, store: kernelStore, catalog: () => loadKernelCatalog(overrides.kernelCatalogFile), log });
   return { paths, store, cache, images, kernels, logger, close: () => store.close() };
 }

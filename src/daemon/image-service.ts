@@ -50,6 +50,8 @@ export interface ImageServiceOptions {
   now?: () => Date;
   /** banger's guest files and the public key for root; without it images are the layers alone. */
   guest?: { assets: GuestAssets; authorizedKeys: () => string };
+  /** Stored kernels, for --kernel-ref and a bundle's kernel_ref. */
+  kernels?: { find(nameOrId: string): { name: string; modulesPath: string | null } | null };
   /** Image catalog (names that install prebuilt bundles) and where verified bundles are kept. */
   catalog?: { images: CatalogImage[]; bundleDir: string };
 }
@@ -64,6 +66,8 @@ export interface PullRequest {
   timestamp?: number;
   /** What relative file paths in `source` are relative to (the client's working directory). */
   cwd?: string;
+  /** A stored kernel (name or id) to boot with: its boot modules go into the image. */
+  kernelRef?: string;
   /** The bytes of `-` (a rootfs tar on the client's standard input); default this process's stdin. */
   stdin?: AsyncIterable<Uint8Array>;
   signal?: AbortSignal;
@@ -82,6 +86,8 @@ interface PullJob {
   renamed: boolean;
   /** Resolved and not yet disposed. */
   image: ResolvedImage | undefined;
+  /** The kernel --kernel-ref names, looked up before anything is downloaded. */
+  kernel: { name: string; modulesPath: string | null } | null;
 }
 
 /**
@@ -170,6 +176,7 @@ export class ImageService {
   private readonly now: () => Date;
   private readonly guest: ImageServiceOptions["guest"];
   private readonly catalog: ImageServiceOptions["catalog"];
+  private readonly kernels: ImageServiceOptions["kernels"];
   /** Ids this process is pulling right now: our own pid in an owner file is live only for these. */
   private readonly inProgress = new Set<string>();
   /** Names claimed by pulls in progress, with the source each pulls (for the refusal's message). */
@@ -188,6 +195,7 @@ export class ImageService {
     this.now = opts.now ?? (() => new Date());
     this.guest = opts.guest;
     this.catalog = opts.catalog;
+    this.kernels = opts.kernels;
   }
 
   private imageDir(id: string): string {
@@ -201,7 +209,14 @@ export class ImageService {
     const name = req.name ?? defaultImageName(source, id);
     // Before anything is downloaded: a pull that can only fail at the end should fail now.
     const releaseName = this.reserveName(name, normalized);
-    const job: PullJob = { id, name, normalized, staging, stagingMade: false, renamed: false, image: undefined };
+    let kernel: PullJob["kernel"] = null;
+    try {
+      kernel = req.kernelRef === undefined ? null : this.findKernel(req.kernelRef);
+    } catch (err) {
+      releaseName();
+      throw err;
+    }
+    const job: PullJob = { id, name, normalized, staging, stagingMade: false, renamed: false, image: undefined, kernel };
     this.inProgress.add(id);
     try {
       return await this.runPull(req, source, job);
@@ -214,6 +229,12 @@ export class ImageService {
       releaseName();
       if (job.image) await job.image.dispose().catch((err) => this.log(`disposing ${normalized}: ${errorText(err)}`));
     }
+  }
+
+  private findKernel(ref: string): { name: string; modulesPath: string | null } {
+    const k = this.kernels?.find(ref);
+    if (!k) throw new ImageError(`kernel "${ref}" is not in the store; \`banger kernel list\` shows the kernels there are (\`banger kernel register\` or \`kernel pull\` adds one)`);
+    return k;
   }
 
   private openPullSource(req: PullRequest, staging: string): { source: ImageSource; normalized: string } {
@@ -275,12 +296,13 @@ export class ImageService {
     req.signal?.throwIfAborted();
 
     const out = path.join(job.staging, "rootfs.ext4");
-    const guest = this.guest && { assets: this.guest.assets, authorizedKeys: this.guest.authorizedKeys(), workSeedOut: path.join(job.staging, WORK_SEED_FILE) };
+    const modulesDir = job.kernel?.modulesPath ?? undefined;
+    const guest = this.guest && { assets: this.guest.assets, authorizedKeys: this.guest.authorizedKeys(), workSeedOut: path.join(job.staging, WORK_SEED_FILE), ...(modulesDir && { modulesDir }) };
     // A bundle (catalog image, registry bundle artifact) is installed as it is: pure I/O.
     const built = job.image.bundle
       ? await installBundleImage(job.image, job.staging, req.progress)
       : await this.build({ ...this.buildSettings, image: job.image, out, sizeBytes: req.sizeBytes, timestamp: req.timestamp, signal: req.signal, progress: req.progress, guest });
-    for (const message of built.guest?.warnings ?? []) req.progress?.({ type: "warning", message });
+    for (const message of [...(built.guest?.warnings ?? []), ...this.kernelWarnings(job, built)]) req.progress?.({ type: "warning", message });
     req.signal?.throwIfAborted();
     // The image is built: the source (and the disk space of a stdin spool) can go before publishing.
     const resolved = job.image;
@@ -314,7 +336,23 @@ export class ImageService {
       kernelCmdline: built.guest?.kernelCmdline ?? null,
       injected: built.guest?.injected ?? [],
       workSeedPath: built.guest?.workSeedPath ? path.join(final, WORK_SEED_FILE) : null,
+      kernelRef: this.kernelRefOf(job, built),
     };
+  }
+
+  /** --kernel-ref first, then the kernel a bundle names when that kernel is in the store. */
+  private kernelRefOf(job: PullJob, built: BuildResult): string | null {
+    if (job.kernel) return job.kernel.name;
+    const named = built.bundleKernelRef;
+    return named ? (this.kernels?.find(named)?.name ?? null) : null;
+  }
+
+  private kernelWarnings(job: PullJob, built: BuildResult): string[] {
+    const out: string[] = [];
+    if (job.kernel && built.bundleKernelRef !== undefined) out.push(`kernel "${job.kernel.name}" is attached, but its modules are not added to a prebuilt bundle image`);
+    const named = built.bundleKernelRef;
+    if (!job.kernel && named && !this.kernels?.find(named)) out.push(`the bundle boots with kernel "${named}", which is not in the store: \`banger kernel pull ${named}\``);
+    return out;
   }
 
   /** Staging dir -> image dir -> row. Run one at a time (serialized), so names are published in order. */

@@ -94,6 +94,8 @@ export interface PullParams {
   timestamp?: number;
   /** The client's working directory, for relative file sources. */
   cwd?: string;
+  /** A stored kernel to boot with (--kernel-ref). */
+  kernelRef?: string;
   /**
    * Chosen by the client (random), so that it can ask how the pull ended even when it hung up
    * before the daemon's first line reached it.

@@ -33,6 +33,8 @@ export interface ImageRecord {
   injected: string[];
   /** The image's /root as its own ext4 (work-seed.ext4), null when the image has none. */
   workSeedPath: string | null;
+  /** The kernel it boots with (a kernel's name, `banger kernel list`), null when none is attached. */
+  kernelRef: string | null;
 }
 
 export class StoreError extends Error {
@@ -110,6 +112,7 @@ interface Row {
   created_at: string;
   config: string;
   guest: string;
+  kernel_ref: string | null;
 }
 
 type ConfigColumn = Pick<ImageRecord, "env" | "cmd" | "entrypoint" | "workingDir" | "user">;
@@ -136,6 +139,7 @@ function fromRow(r: Row): ImageRecord {
     kernelCmdline: g.kernelCmdline ?? null,
     injected: g.injected ?? [],
     workSeedPath: g.workSeedPath ?? null,
+    kernelRef: r.kernel_ref ?? null,
   };
 }
 
@@ -174,8 +178,8 @@ export class SqliteImageStore implements ImageStore {
         if (holder) throw new NameTakenError(rec.name, holder.id);
         this.db
           .query(
-            `INSERT INTO images (id, name, source, digest, platform, rootfs_path, size_bytes, created_at, config, guest)
-             VALUES ($id, $name, $source, $digest, $platform, $rootfs_path, $size_bytes, $created_at, $config, $guest)`,
+            `INSERT INTO images (id, name, source, digest, platform, rootfs_path, size_bytes, created_at, config, guest, kernel_ref)
+             VALUES ($id, $name, $source, $digest, $platform, $rootfs_path, $size_bytes, $created_at, $config, $guest, $kernel_ref)`,
           )
           .run({
             id: rec.id,
@@ -188,6 +192,7 @@ export class SqliteImageStore implements ImageStore {
             created_at: rec.createdAt,
             config: JSON.stringify(config),
             guest: JSON.stringify(guest),
+            kernel_ref: rec.kernelRef ?? null,
           });
       })
       .immediate();

@@ -93,6 +93,7 @@ async function register(id: string, name: string, tar: string | null): Promise<I
     kernelCmdline: null,
     injected: [],
     workSeedPath: null,
+    kernelRef: null,
   };
   const s = SqliteImageStore.open(paths.dbPath);
   s.insert(rec);
@@ -142,7 +143,7 @@ test("image list: a table, and --json an array of records with the pinned keys",
   const parsed = JSON.parse(j.stdout) as ImageRecord[];
   expect(parsed).toEqual([alpine, other]);
   expect(Object.keys(parsed[0]!).sort()).toEqual(
-    ["id", "name", "source", "digest", "platform", "rootfsPath", "sizeBytes", "createdAt", "env", "cmd", "entrypoint", "workingDir", "user", "init", "kernelCmdline", "injected", "workSeedPath"].sort(),
+    ["id", "name", "source", "digest", "platform", "rootfsPath", "sizeBytes", "createdAt", "env", "cmd", "entrypoint", "workingDir", "user", "init", "kernelCmdline", "injected", "workSeedPath", "kernelRef"].sort(),
   );
 });
 

@@ -30,6 +30,7 @@ function record(id: string, name: string, extra: Partial<ImageRecord> = {}): Ima
     kernelCmdline: "console=ttyS0 root=/dev/vda rw",
     injected: ["/root/.ssh/authorized_keys"],
     workSeedPath: `/state/images/${id}/work-seed.ext4`,
+    kernelRef: null,
     ...extra,
   } as ImageRecord;
 }

@@ -11,7 +11,7 @@ import { hasTool, testWith } from "../helpers/env.ts";
 import { run, scratchDir } from "../helpers/oracles.ts";
 import { bootVm, cloudKernel, QEMU_NETWORK_CONF, QEMU_TOOLS, vmDisk } from "../helpers/qemu.ts";
 import { startRegistry, type RunningRegistry } from "../helpers/registry.ts";
-import { banger, ctx, listImages, pullEnv, pullOk, stagingDirs } from "./pull-lib.ts";
+import { banger, ctx, listImages, pullEnv, pullOk, stagingDirs, stopDaemons } from "./pull-lib.ts";
 
 const NEEDS = { tools: ["docker-registry", "mmdebstrap", "cmp"], root: true };
 const work = scratchDir("e2e-bundle");
@@ -38,6 +38,7 @@ if (hasTool("docker-registry") && hasTool("mmdebstrap")) {
   }, 300_000);
 }
 afterAll(async () => {
+  await stopDaemons();
   server?.stop(true);
   await reg?.stop();
   rmSync(work, { recursive: true, force: true });

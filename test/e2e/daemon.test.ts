@@ -54,6 +54,7 @@ function fakeRecord(i: number, e: PullEnv): ImageRecord {
     kernelCmdline: null,
     injected: [],
     workSeedPath: null,
+    kernelRef: null,
   };
 }
 

@@ -13,7 +13,7 @@ import { scratchDir } from "../helpers/oracles.ts";
 import { imageWithConfig } from "../helpers/pull-fixtures.ts";
 import { bootVm, cloudKernel, QEMU_TOOLS, vmDisk, type Vm } from "../helpers/qemu.ts";
 import { pushImage, startRegistry, type RunningRegistry } from "../helpers/registry.ts";
-import { pullEnv, pullOk, type ImageRecord, stopDaemons } from "./pull-lib.ts";
+import { banger, ctx, pullEnv, pullOk, stopDaemons, type ImageRecord } from "./pull-lib.ts";
 
 const NEEDS = { tools: ["docker-registry", "mmdebstrap", ...QEMU_TOOLS], root: true };
 const work = scratchDir("e2e-boot");
@@ -45,8 +45,8 @@ afterAll(async () => {
   rmSync(work, { recursive: true, force: true });
 });
 
-async function pullAndBoot(ref: string, name: string): Promise<{ record: ImageRecord; vm: Vm }> {
-  const { record } = await pullOk(ref, env, ["--name", name], 180_000);
+async function pullAndBoot(ref: string, name: string, extra: string[] = []): Promise<{ record: ImageRecord; vm: Vm }> {
+  const { record } = await pullOk(ref, env, ["--name", name, ...extra], 180_000);
   const disk = await vmDisk(record.rootfsPath, join(work, `vm-${name}`));
   const vm = await bootVm({ disk, append: record.kernelCmdline!, privateKey: join(env.config, "banger", "ssh", "id_ed25519") });
   vms.push(vm);
@@ -61,8 +61,16 @@ async function sshOut(vm: Vm, command: string): Promise<string> {
 
 testWith(NEEDS, "a Debian image with systemd boots, its banger units run, SSH takes banger's key", async () => {
   if (!cloudKernel()) throw new Error("no cloud kernel in /boot: .ci/run installs linux-image-cloud-amd64");
-  const { record, vm } = await pullAndBoot(systemdRef, "deb-systemd");
+  // Debian's cloud kernel, attached with --kernel-ref: its vsock modules go into the image, with
+  // kmod indexes banger writes (the image has no depmod), and systemd-modules-load loads them.
+  const k = cloudKernel()!;
+  const version = k.kernel.replace(/^.*vmlinuz-/, "");
+  const reg = await banger(["kernel", "register", "--name", "cloud", "--kernel", k.kernel, "--initrd", k.initrd, "--modules", `/lib/modules/${version}`, "--quiet"], env, 120_000);
+  expect(reg.exitCode, ctx(reg)).toBe(0);
+  const { record, vm } = await pullAndBoot(systemdRef, "deb-systemd", ["--kernel-ref", "cloud"]);
   expect(record.init).toBe("systemd");
+  expect(record.kernelRef).toBe("cloud");
+  expect(record.injected).toContain(`/lib/modules/${version}/kernel/net/vmw_vsock/vmw_vsock_virtio_transport.ko`);
   expect(record.kernelCmdline).toBe("console=ttyS0 root=/dev/vda rw");
   expect(record.injected).toContain("/etc/systemd/system/multi-user.target.wants/banger-network.service");
   expect(record.workSeedPath !== null && existsSync(record.workSeedPath)).toBe(true);
@@ -75,6 +83,12 @@ testWith(NEEDS, "a Debian image with systemd boots, its banger units run, SSH ta
   expect(await sshOut(vm, "test -e /var/lib/banger/first-boot-pending && echo pending || echo done")).toBe("done");
   expect(await sshOut(vm, "stat -c '%U %a' /usr/bin/sudo")).toBe("root 4755");
   expect(await sshOut(vm, "getcap /usr/bin/ping")).toContain("cap_net_raw");
+  expect(await sshOut(vm, "systemctl is-active systemd-modules-load.service")).toBe("active");
+  expect(await sshOut(vm, "grep -o '^vmw_vsock_virtio_transport ' /proc/modules")).toBe("vmw_vsock_virtio_transport");
+  // The attached kernel cannot be removed while the image boots with it.
+  const rm = await banger(["kernel", "rm", "cloud"], env);
+  expect(rm.exitCode).not.toBe(0);
+  expect(rm.stderr).toContain("deb-systemd");
   const failed = await sshOut(vm, "systemctl --failed --no-legend --plain | awk '{print $1}'");
   expect(failed.split("\n").filter((u) => u.startsWith("banger"))).toEqual([]);
   await vm.ssh("systemctl poweroff", 10_000);

@@ -131,6 +131,7 @@ export interface ImageRecord {
   kernelCmdline: string | null;
   injected: string[];
   workSeedPath: string | null;
+  kernelRef: string | null;
 }
 
 /** `banger image pull <source> --json ...`, which must succeed; returns the record. */

@@ -37,7 +37,7 @@ function imageRow(id: string, name: string, kernelRef: string | null): void {
   const rec: ImageRecord = {
     id, name, source: "rootfs:/x.tar", digest: "sha256:" + "0".repeat(64), platform: "linux/amd64", rootfsPath: "/nowhere/rootfs.ext4",
     sizeBytes: 1, createdAt: "2026-01-01T00:00:00.000Z", env: [], cmd: null, entrypoint: null, workingDir: "", user: "",
-    init: null, kernelCmdline: null, injected: [], workSeedPath: null,
+    init: null, kernelCmdline: null, injected: [], workSeedPath: null, kernelRef: null,
   };
   withStore((s) => {
     s.insert(rec);

@@ -35,6 +35,7 @@ const pullOptions = [
   { name: "name", value: true, description: "image name (default from the source, e.g. debian-bookworm)" },
   { name: "size", value: true, description: "rootfs size (512M, 2G, ...); default max(1G, used x 1.25)" },
   { name: "platform", value: true, description: "os/arch[/variant] to pull, e.g. linux/arm64 (default: the host's)" },
+  { name: "kernel-ref", value: true, description: "a stored kernel (banger kernel list) to boot with; its virtio and vsock modules go into the image" },
   { name: "quiet", value: false, description: "print nothing but errors" },
   { ...json, description: "print the image record as JSON on stdout when done" },
 ];
@@ -42,7 +43,7 @@ const pullOptions = [
 export const imagePullCommand: Command = {
   path: ["image", "pull"],
   summary: "pull an image and build its ext4 root filesystem into the store",
-  usage: "banger image pull <source> [--name N] [--size S] [--platform os/arch[/variant]] [--quiet] [--json]\n" +
+  usage: "banger image pull <source> [--name N] [--size S] [--platform os/arch[/variant]] [--kernel-ref K] [--quiet] [--json]\n" +
     "  source: a registry reference (debian:bookworm, 127.0.0.1:5000/x/y@sha256:...), oci:DIR[:TAG],\n" +
     "          docker-archive:FILE[:REPO:TAG], rootfs:FILE (a rootfs tar), or - (a rootfs tar on stdin)",
   options: pullOptions,
@@ -63,7 +64,8 @@ export const imagePullCommand: Command = {
     } catch (err) {
       throw new UsageError(err instanceof Error ? err.message : String(err));
     }
-    const params = { source: source!, name: option(args, "name"), sizeBytes, platform, timestamp, cwd: process.cwd() };
+    const kernelRef = option(args, "kernel-ref");
+    const params = { source: source!, name: option(args, "name"), sizeBytes, platform, timestamp, cwd: process.cwd(), ...(kernelRef !== undefined && { kernelRef }) };
     return withImages(quiet, async (images) => {
       const renderer = pickRenderer({ quiet, stream: process.stderr });
       const ac = new AbortController();
@@ -171,6 +173,7 @@ function showText(r: ImageRecord): string {
     ["init", r.init ?? "-"],
     ["cmdline", r.kernelCmdline ?? "-"],
     ["work seed", r.workSeedPath ?? "-"],
+    ["kernel", r.kernelRef ?? "-"],
   ];
   const lines = rows.map(([k, v]) => `${(k + ":").padEnd(12)}${v}`);
   const block = (key: string, values: string[]) => lines.push(`${(key + ":").padEnd(12)}${values.length ? values[0] : "-"}`, ...values.slice(1).map((e) => " ".repeat(12) + e));
