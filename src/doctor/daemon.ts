@@ -1,7 +1,7 @@
-// The banger daemon's health, asked over its socket. The daemon itself is being built on another
-// branch; this check needs nothing from it but the socket's place ($XDG_RUNTIME_DIR/banger/
-// banger.sock) and GET /v1/version, so it works before and after the daemon lands. When the
-// daemon brings its own client, a check built on it replaces this one in checks.ts.
+// The banger daemon's health, asked over its socket ($XDG_RUNTIME_DIR/banger/banger.sock) with
+// GET /v1/health, which any daemon version answers (src/daemon/protocol.ts), with a 1 s timeout:
+// a doctor must answer even when the daemon is wedged, so it does not go through the client
+// (which would start a daemon).
 import path from "node:path";
 import { errorCode } from "./common.ts";
 import type { Check, CheckResult, DoctorContext } from "./types.ts";
@@ -13,7 +13,7 @@ export interface DaemonCheckOptions {
 
 export const DAEMON_SOCKET_NAME = "banger.sock";
 
-/** The version from /v1/version's body: {"version": "..."}, a JSON string, or plain text. */
+/** The version from /v1/health's body (HealthInfo: {"version": "...", ...}), a JSON string, or plain text. */
 function versionOf(body: string): string {
   let text = body.trim();
   try {
@@ -40,14 +40,14 @@ export function daemonCheck(options: DaemonCheckOptions = {}): Check {
       if (kind !== "socket") return { status: "fail", summary: `${socket} is a ${kind}, not the daemon's socket`, fix: `remove ${socket}` };
       let answer;
       try {
-        answer = await ctx.probe.httpGet(socket, "/v1/version", timeoutMs);
+        answer = await ctx.probe.httpGet(socket, "/v1/health", timeoutMs);
       } catch (err) {
         const why = err instanceof Error && err.name === "TimeoutError" ? `no answer within ${timeoutMs / 1000} s` : errorCode(err);
         return { status: "fail", summary: `stale socket ${socket}: nothing answers (${why})`, fix: stopOrRemove };
       }
       if (answer.status < 200 || answer.status > 299) {
         // Something lives there, but not a daemon that speaks this banger's API.
-        return { status: "warn", summary: `a daemon answers on ${socket} but GET /v1/version gave HTTP ${answer.status}`, fix: `restart it: ${stopOrRemove}` };
+        return { status: "warn", summary: `a daemon answers on ${socket} but GET /v1/health gave HTTP ${answer.status}`, fix: `restart it: ${stopOrRemove}` };
       }
       return { status: "pass", summary: `daemon ${versionOf(answer.body)} answers on ${socket}` };
     },

@@ -1,4 +1,4 @@
-// The daemon check against real unix sockets: a Bun.serve answering /v1/version passes, no
+// The daemon check against real unix sockets: a Bun.serve answering /v1/health passes, no
 // socket warns, a socket left by a killed process or one nobody answers on fails.
 import { afterAll, expect, test } from "bun:test";
 import fs from "node:fs";
@@ -21,7 +21,7 @@ function runtime(): { ctx: ReturnType<typeof fakeContext>; socket: string } {
   return { ctx: fakeContext(probe, { paths: { stateDir: tmp, cacheDir: tmp, configDir: tmp, runtimeDir } }), socket: path.join(runtimeDir, "banger.sock") };
 }
 
-test("a daemon answering GET /v1/version passes with its version", async () => {
+test("a daemon answering GET /v1/health passes with its version", async () => {
   const { ctx, socket } = runtime();
   const seen: string[] = [];
   const server = Bun.serve({
@@ -34,7 +34,7 @@ test("a daemon answering GET /v1/version passes with its version", async () => {
   try {
     const r = await check.run(ctx);
     expect(r).toEqual({ status: "pass", summary: `daemon 0.2.0-dev answers on ${socket}` });
-    expect(seen).toEqual(["GET /v1/version"]);
+    expect(seen).toEqual(["GET /v1/health"]);
   } finally {
     server.stop(true);
   }
