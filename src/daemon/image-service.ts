@@ -68,6 +68,8 @@ export interface PullRequest {
   cwd?: string;
   /** A stored kernel (name or id) to boot with: its boot modules go into the image. */
   kernelRef?: string;
+  /** The kernel when neither kernelRef nor a bundle's kernel_ref names one (the issue's precedence). */
+  kernelFallbackRef?: string;
   /** The bytes of `-` (a rootfs tar on the client's standard input); default this process's stdin. */
   stdin?: AsyncIterable<Uint8Array>;
   signal?: AbortSignal;
@@ -88,6 +90,8 @@ interface PullJob {
   image: ResolvedImage | undefined;
   /** The kernel --kernel-ref names, looked up before anything is downloaded. */
   kernel: { name: string; modulesPath: string | null } | null;
+  /** The fallback kernel (--kernel files), below a bundle's own kernel_ref. */
+  fallback: { name: string; modulesPath: string | null } | null;
 }
 
 /**
@@ -210,13 +214,15 @@ export class ImageService {
     // Before anything is downloaded: a pull that can only fail at the end should fail now.
     const releaseName = this.reserveName(name, normalized);
     let kernel: PullJob["kernel"] = null;
+    let fallback: PullJob["fallback"] = null;
     try {
       kernel = req.kernelRef === undefined ? null : this.findKernel(req.kernelRef);
+      fallback = req.kernelFallbackRef === undefined ? null : this.findKernel(req.kernelFallbackRef);
     } catch (err) {
       releaseName();
       throw err;
     }
-    const job: PullJob = { id, name, normalized, staging, stagingMade: false, renamed: false, image: undefined, kernel };
+    const job: PullJob = { id, name, normalized, staging, stagingMade: false, renamed: false, image: undefined, kernel, fallback };
     this.inProgress.add(id);
     try {
       return await this.runPull(req, source, job);
@@ -296,7 +302,7 @@ export class ImageService {
     req.signal?.throwIfAborted();
 
     const out = path.join(job.staging, "rootfs.ext4");
-    const modulesDir = job.kernel?.modulesPath ?? undefined;
+    const modulesDir = (job.kernel ?? job.fallback)?.modulesPath ?? undefined;
     const guest = this.guest && { assets: this.guest.assets, authorizedKeys: this.guest.authorizedKeys(), workSeedOut: path.join(job.staging, WORK_SEED_FILE), ...(modulesDir && { modulesDir }) };
     // A bundle (catalog image, registry bundle artifact) is installed as it is: pure I/O.
     const built = job.image.bundle
@@ -344,7 +350,8 @@ export class ImageService {
   private kernelRefOf(job: PullJob, built: BuildResult): string | null {
     if (job.kernel) return job.kernel.name;
     const named = built.bundleKernelRef;
-    return named ? (this.kernels?.find(named)?.name ?? null) : null;
+    const stored = named ? (this.kernels?.find(named)?.name ?? null) : null;
+    return stored ?? job.fallback?.name ?? null;
   }
 
   private kernelWarnings(job: PullJob, built: BuildResult): string[] {

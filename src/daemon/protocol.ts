@@ -96,6 +96,8 @@ export interface PullParams {
   cwd?: string;
   /** A stored kernel to boot with (--kernel-ref). */
   kernelRef?: string;
+  /** A stored kernel to boot with when neither kernelRef nor a bundle names one (--kernel files). */
+  kernelFallbackRef?: string;
   /**
    * Chosen by the client (random), so that it can ask how the pull ended even when it hung up
    * before the daemon's first line reached it.

@@ -212,6 +212,7 @@ function pullParams(text: string | null): PullParams {
   if (typeof o.operation !== "string" || !OPERATION_ID.test(o.operation)) throw bad("operation must be 8-64 letters, digits, - or _");
   if (o.name !== undefined && typeof o.name !== "string") throw bad("name must be a string");
   if (o.kernelRef !== undefined && typeof o.kernelRef !== "string") throw bad("kernelRef must be a string");
+  if (o.kernelFallbackRef !== undefined && typeof o.kernelFallbackRef !== "string") throw bad("kernelFallbackRef must be a string");
   if (o.cwd !== undefined && (typeof o.cwd !== "string" || !o.cwd.startsWith("/"))) throw bad("cwd must be an absolute path");
   for (const k of ["sizeBytes", "timestamp"] as const) {
     if (o[k] !== undefined && (typeof o[k] !== "number" || !Number.isSafeInteger(o[k]) || (o[k] as number) < 0)) throw bad(`${k} must be a whole number`);

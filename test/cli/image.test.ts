@@ -323,3 +323,32 @@ test("image pull: the image's /root becomes work-seed.ext4; an image without /ro
   expect(show.stdout).toContain(`work seed:  ${rec.workSeedPath}`);
   expect(show.stdout).toMatch(/injected: +\/root\/\.ssh\/authorized_keys\n/);
 });
+
+test("image pull --kernel F --modules D: the files become a stored kernel (reused), below --kernel-ref in precedence", async () => {
+  const boot = fs.existsSync("/boot") ? fs.readdirSync("/boot").filter((n) => /^vmlinuz-.*cloud/.test(n)).sort().at(-1) : undefined;
+  if (!boot) {
+    if (process.env.CI === "true") throw new Error("CI=true and no cloud kernel in /boot (.ci/run installs linux-image-cloud-amd64)");
+    return; // outside CI: nothing to attach here
+  }
+  const version = boot.replace(/^vmlinuz-/, "");
+  const kernel = path.join("/boot", boot);
+  const modules = path.join("/lib/modules", version);
+  const digest = new Bun.CryptoHasher("sha256").update(fs.readFileSync(kernel)).digest("hex").slice(0, 12);
+  const a = await banger(["image", "pull", `rootfs:${tarFile}`, "--name", "with-kernel", "--kernel", kernel, "--modules", modules, "--json"]);
+  expect(a.code, a.stderr).toBe(0);
+  const rec = JSON.parse(a.stdout) as ImageRecord;
+  expect(rec.kernelRef).toBe(`kernel-${digest}`);
+  expect(rec.injected).toContain(`/lib/modules/${version}/kernel/net/vmw_vsock/vsock.ko`);
+  const b = await banger(["image", "pull", `rootfs:${tarFile}`, "--name", "with-kernel-2", "--kernel", kernel, "--modules", modules, "--json"]);
+  expect(b.code, b.stderr).toBe(0);
+  const list = await banger(["kernel", "list", "--json"]);
+  expect((JSON.parse(list.stdout) as { name: string }[]).map((k) => k.name)).toEqual([`kernel-${digest}`]);
+  // --kernel-ref wins over --kernel (which is then not even registered); an unknown ref is one line.
+  const c = await banger(["image", "pull", `rootfs:${tarFile}`, "--name", "with-ref", "--kernel-ref", `kernel-${digest}`, "--kernel", "/nonexistent", "--json"]);
+  expect(c.code, c.stderr).toBe(0);
+  expect((JSON.parse(c.stdout) as ImageRecord).kernelRef).toBe(`kernel-${digest}`);
+  const d = await banger(["image", "pull", `rootfs:${tarFile}`, "--name", "bad-ref", "--kernel-ref", "nope"]);
+  expect(d.code).toBe(1);
+  expect(d.stderr).toContain('kernel "nope" is not in the store');
+  expect(rows().some((r) => r.name === "bad-ref")).toBe(false);
+}, 120_000);

@@ -36,6 +36,9 @@ const pullOptions = [
   { name: "size", value: true, description: "rootfs size (512M, 2G, ...); default max(1G, used x 1.25)" },
   { name: "platform", value: true, description: "os/arch[/variant] to pull, e.g. linux/arm64 (default: the host's)" },
   { name: "kernel-ref", value: true, description: "a stored kernel (banger kernel list) to boot with; its virtio and vsock modules go into the image" },
+  { name: "kernel", value: true, description: "a kernel file to register and boot with, when neither --kernel-ref nor a catalog image names one" },
+  { name: "initrd", value: true, description: "with --kernel: its initrd" },
+  { name: "modules", value: true, description: "with --kernel: its lib/modules/<version> tree" },
   { name: "quiet", value: false, description: "print nothing but errors" },
   { ...json, description: "print the image record as JSON on stdout when done" },
 ];
@@ -43,7 +46,7 @@ const pullOptions = [
 export const imagePullCommand: Command = {
   path: ["image", "pull"],
   summary: "pull an image and build its ext4 root filesystem into the store",
-  usage: "banger image pull <source> [--name N] [--size S] [--platform os/arch[/variant]] [--kernel-ref K] [--quiet] [--json]\n" +
+  usage: "banger image pull <source> [--name N] [--size S] [--platform os/arch[/variant]] [--kernel-ref K | --kernel F [--initrd F] [--modules D]] [--quiet] [--json]\n" +
     "  source: a registry reference (debian:bookworm, 127.0.0.1:5000/x/y@sha256:...), oci:DIR[:TAG],\n" +
     "          docker-archive:FILE[:REPO:TAG], rootfs:FILE (a rootfs tar), or - (a rootfs tar on stdin)",
   options: pullOptions,
@@ -65,7 +68,12 @@ export const imagePullCommand: Command = {
       throw new UsageError(err instanceof Error ? err.message : String(err));
     }
     const kernelRef = option(args, "kernel-ref");
-    const params = { source: source!, name: option(args, "name"), sizeBytes, platform, timestamp, cwd: process.cwd(), ...(kernelRef !== undefined && { kernelRef }) };
+    const kernelFile = option(args, "kernel");
+    if (kernelFile === undefined && (option(args, "initrd") !== undefined || option(args, "modules") !== undefined)) throw new UsageError("--initrd and --modules go with --kernel");
+    // The lowest rung of the kernel precedence (--kernel-ref, then a catalog image's kernel_ref,
+    // then these files): the files are registered as a kernel, which the pull falls back to.
+    const kernelFallbackRef = kernelFile === undefined || kernelRef !== undefined ? undefined : await registerKernelFiles(kernelFile, option(args, "initrd"), option(args, "modules"), quiet);
+    const params = { source: source!, name: option(args, "name"), sizeBytes, platform, timestamp, cwd: process.cwd(), ...(kernelRef !== undefined && { kernelRef }), ...(kernelFallbackRef !== undefined && { kernelFallbackRef }) };
     return withImages(quiet, async (images) => {
       const renderer = pickRenderer({ quiet, stream: process.stderr });
       const ac = new AbortController();
@@ -250,3 +258,27 @@ export const imageLsCommand: Command = {
 };
 
 export const imageCommands: Command[] = [imagePullCommand, imageListCommand, imageShowCommand, imageRmCommand, imageLsCommand];
+
+/**
+ * Registers kernel files for a pull (`--kernel`), named by the kernel file's digest so the same
+ * files pulled twice reuse one stored kernel. Returns the kernel's name.
+ */
+async function registerKernelFiles(kernel: string, initrd: string | undefined, modules: string | undefined, quiet: boolean): Promise<string> {
+  const fs = await import("node:fs");
+  let digest: string;
+  try {
+    digest = new Bun.CryptoHasher("sha256").update(fs.readFileSync(kernel)).digest("hex");
+  } catch (err) {
+    throw new Error(`--kernel ${kernel}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  const name = `kernel-${digest.slice(0, 12)}`;
+  const { createServices, LineLogger, silentLogger } = await import("../../daemon/index.ts");
+  const services = createServices(process.env, { logger: quiet ? silentLogger : new LineLogger((m) => console.error(m)) });
+  try {
+    const known = services.kernels.list().find((k) => k.name === name);
+    if (!known) await services.kernels.register({ name, kernel, ...(initrd !== undefined && { initrd }), ...(modules !== undefined && { modules }) });
+    return name;
+  } finally {
+    services.close();
+  }
+}
