@@ -118,3 +118,16 @@ test("catalogs: the embedded one parses; a file replaces it; bad entries name th
   expect(() => parseCatalog({ images: [{ ...entry(), sha256: "nope" }] }, "c.json")).toThrow("c.json: images[0].sha256 is missing or invalid");
   expect(() => parseCatalog({ kernels: [] }, "c.json")).toThrow('c.json: expected {"images": [...]}');
 });
+
+test("banger image catalog lists the catalog file's entries (text and --json); the embedded one is empty", () => {
+  const file = path.join(tmp, "catalog-cli.json");
+  fs.writeFileSync(file, JSON.stringify({ images: [{ ...entry(), description: "a tiny image", kernel_ref: "cloud" }] }));
+  const root = path.resolve(import.meta.dir, "../..");
+  const run = (args: string[], env: Record<string, string>) => Bun.spawnSync([process.execPath, "src/cli/main.ts", "image", "catalog", ...args], { cwd: root, env: { ...process.env, ...env } });
+  const j = run(["--json"], { BANGER_IMAGE_CATALOG: file });
+  expect(j.exitCode).toBe(0);
+  expect(JSON.parse(j.stdout.toString())).toEqual([{ ...entry(), description: "a tiny image", kernel_ref: "cloud" }]);
+  const t = run([], { BANGER_IMAGE_CATALOG: file }).stdout.toString();
+  expect(t).toMatch(/^NAME +DISTRO +ARCH +SIZE +KERNEL +DESCRIPTION\ntiny +test +amd64 +[\d.]+ MiB +cloud +a tiny image\n$/);
+  expect(run(["--json"], { BANGER_IMAGE_CATALOG: "" }).stdout.toString().trim()).toBe("[]");
+});

@@ -3,6 +3,7 @@ import { doctorCommand } from "./doctor.ts";
 import { daemonCommands } from "./daemon.ts";
 import { imageCommands } from "./image.ts";
 import { imageCachePruneCommand } from "./image-cache.ts";
+import { imageCatalogCommand } from "./image-catalog.ts";
 import { imagePushCommand } from "./image-push.ts";
 import { kernelCommands } from "./kernel.ts";
 import { makeBundleCommand } from "./make-bundle.ts";
@@ -10,4 +11,4 @@ import { makeExt4Command } from "./make-ext4.ts";
 import { makeKernelBundleCommand } from "./make-kernel-bundle.ts";
 
 /** Every command banger knows. Add new ones here. */
-export const COMMANDS: Command[] = [...imageCommands, imagePushCommand, imageCachePruneCommand, ...daemonCommands, makeExt4Command, makeBundleCommand, ...kernelCommands, makeKernelBundleCommand, doctorCommand];
+export const COMMANDS: Command[] = [...imageCommands, imagePushCommand, imageCatalogCommand, imageCachePruneCommand, ...daemonCommands, makeExt4Command, makeBundleCommand, ...kernelCommands, makeKernelBundleCommand, doctorCommand];
