@@ -13,7 +13,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { isZeroBlock, parseHeader, parsePaxRecords, paxInteger, type PaxRecords } from "../tar/index.ts";
 import { bytesToName, displayName } from "../tree/names.ts";
-import { BundleError, ByteReader } from "./read.ts";
+import { BundleError, readArchive, type ByteReader } from "./read.ts";
 import { KERNEL_BUNDLE_INITRD, KERNEL_BUNDLE_MODULES, symlinkStaysInside } from "./kernel-write.ts";
 
 const BLOCK = 512;
@@ -92,18 +92,8 @@ function checkPlace(name: string, kind: Kind): void {
 }
 
 /** Unpacks a kernel bundle's tar stream (already decompressed) into `dir`, which must exist and be empty. */
-export async function unpackKernelBundle(tar: AsyncIterable<Uint8Array>, dir: string, opts: UnpackKernelOptions): Promise<KernelBundleContents> {
-  const reader = new ByteReader(tar[Symbol.asyncIterator]());
-  try {
-    return await unpack(reader, dir, opts);
-  } catch (err) {
-    const e = err instanceof Error ? err : new Error(String(err));
-    if (!e.message.startsWith(opts.where)) e.message = `${opts.where}: ${e.message}`;
-    throw e;
-  } finally {
-    // The end marker may come before the stream's last bytes: stop the source (it may hold a file open).
-    await reader.close().catch(() => {});
-  }
+export function unpackKernelBundle(tar: AsyncIterable<Uint8Array>, dir: string, opts: UnpackKernelOptions): Promise<KernelBundleContents> {
+  return readArchive(tar, opts.where, (r) => unpack(r, dir, opts));
 }
 
 async function unpack(r: ByteReader, dir: string, opts: UnpackKernelOptions): Promise<KernelBundleContents> {

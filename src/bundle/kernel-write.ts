@@ -10,8 +10,8 @@
 // Written under a temporary name and renamed, so `out` never holds half a bundle.
 import fs from "node:fs";
 import path from "node:path";
-import { END_OF_ARCHIVE, entryHeaders, padding, type TreeEntry } from "./tar-out.ts";
-import { ZstdCompressor } from "./zstd-compress.ts";
+import { writeZstdArchive } from "./archive-out.ts";
+import { entryHeaders, padding, type TreeEntry } from "./tar-out.ts";
 
 export const KERNEL_BUNDLE_INITRD = "initrd.img";
 export const KERNEL_BUNDLE_MODULES = "modules";
@@ -52,15 +52,8 @@ export function symlinkStaysInside(name: string, target: string, root = KERNEL_B
 }
 
 export function writeKernelBundle(opts: WriteKernelBundleOptions): KernelBundleWritten {
-  const tmp = path.join(path.dirname(opts.out), `.${path.basename(opts.out)}.${process.pid}.tmp`);
-  const fd = fs.openSync(tmp, "wx", 0o644);
-  const hash = new Bun.CryptoHasher("sha256");
-  let bytes = 0;
-  const z = new ZstdCompressor({ level: opts.level ?? 19, workers: opts.workers ?? 0 }, (piece) => {
-    for (let off = 0; off < piece.length; ) off += fs.writeSync(fd, piece, off, piece.length - off);
-    hash.update(piece);
-    bytes += piece.length;
-  });
+  // Set by writeZstdArchive's body before any member is written.
+  let z: { write(bytes: Uint8Array): void } = { write: () => {} };
   const buf = new Uint8Array(CHUNK);
   const mtimeOf = (st: fs.Stats) => opts.mtime ?? Math.floor(st.mtimeMs / 1000);
   const fileMember = (src: string, name: string, st: fs.Stats) => {
@@ -109,7 +102,8 @@ export function writeKernelBundle(opts: WriteKernelBundleOptions): KernelBundleW
       }
     }
   };
-  try {
+  const written = writeZstdArchive(opts.out, opts, (write) => {
+    z = { write };
     fileMember(opts.kernel, opts.kernelName, fs.statSync(opts.kernel));
     if (opts.initrd) fileMember(opts.initrd, KERNEL_BUNDLE_INITRD, fs.statSync(opts.initrd));
     if (opts.modules) {
@@ -120,20 +114,6 @@ export function writeKernelBundle(opts: WriteKernelBundleOptions): KernelBundleW
       treeMember({ name: top, type: "5", mode: st.mode, size: 0, mtime: mtimeOf(st) });
       walk(opts.modules.dir, top);
     }
-    z.write(END_OF_ARCHIVE);
-    z.end();
-    fs.fsyncSync(fd);
-    fs.closeSync(fd);
-    fs.renameSync(tmp, opts.out);
-  } catch (err) {
-    z.free();
-    try {
-      fs.closeSync(fd);
-    } catch {
-      // already closed
-    }
-    fs.rmSync(tmp, { force: true });
-    throw err;
-  }
-  return { path: opts.out, sha256: hash.digest("hex"), bytes };
+  });
+  return { path: opts.out, ...written };
 }

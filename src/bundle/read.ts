@@ -129,13 +129,22 @@ export interface UnpackOptions {
 }
 
 /** Unpacks a bundle's tar stream (already decompressed) into `dir`; returns its checked manifest. */
-export async function unpackBundle(tar: AsyncIterable<Uint8Array>, dir: string, opts: UnpackOptions): Promise<BundleManifest> {
+export function unpackBundle(tar: AsyncIterable<Uint8Array>, dir: string, opts: UnpackOptions): Promise<BundleManifest> {
+  return readArchive(tar, opts.where, (r) => unpack(r, dir, opts));
+}
+
+/**
+ * Runs `fn` on a reader of `tar`; errors get `where` in front, and the source is stopped at the
+ * end (the end marker may come before its last bytes, and it may hold a file open). Shared with
+ * kernel bundles (kernel-read.ts).
+ */
+export async function readArchive<T>(tar: AsyncIterable<Uint8Array>, where: string, fn: (r: ByteReader) => Promise<T>): Promise<T> {
   const reader = new ByteReader(tar[Symbol.asyncIterator]());
   try {
-    return await unpack(reader, dir, opts);
+    return await fn(reader);
   } catch (err) {
     const e = err instanceof Error ? err : new Error(String(err));
-    if (!e.message.startsWith(opts.where)) e.message = `${opts.where}: ${e.message}`;
+    if (!e.message.startsWith(where)) e.message = `${where}: ${e.message}`;
     throw e;
   } finally {
     await reader.close().catch(() => {});

@@ -3,11 +3,10 @@
 // window, whatever the image's size. Written under a temporary name and renamed, so `out`
 // never holds half a bundle.
 import fs from "node:fs";
-import path from "node:path";
 import { dataRanges } from "../io/holes.ts";
 import type { BundleManifest } from "./manifest.ts";
-import { END_OF_ARCHIVE, memberHeaders, padding, sparseHeaders, sparseMap } from "./tar-out.ts";
-import { ZstdCompressor } from "./zstd-compress.ts";
+import { writeZstdArchive } from "./archive-out.ts";
+import { memberHeaders, padding, sparseHeaders, sparseMap } from "./tar-out.ts";
 
 export const BUNDLE_ROOTFS = "rootfs.ext4";
 export const BUNDLE_WORK_SEED = "work-seed.ext4";
@@ -70,60 +69,37 @@ export function writeBundle(opts: WriteBundleOptions): BundleWritten {
     size_bytes: fs.statSync(opts.rootfs).size,
     ...(opts.workSeed ? { work_seed_sha256: sparseFileSha256(opts.workSeed) } : {}),
   };
-  const tmp = path.join(path.dirname(opts.out), `.${path.basename(opts.out)}.${process.pid}.tmp`);
-  const fd = fs.openSync(tmp, "wx", 0o644);
-  const hash = new Bun.CryptoHasher("sha256");
-  let bytes = 0;
-  const z = new ZstdCompressor({ level: opts.level ?? 19, workers: opts.workers ?? 0 }, (piece) => {
-    for (let off = 0; off < piece.length; ) off += fs.writeSync(fd, piece, off, piece.length - off);
-    hash.update(piece);
-    bytes += piece.length;
+  const mtime = Math.floor(Date.parse(manifest.created) / 1000) || 0;
+  const json = new TextEncoder().encode(JSON.stringify(manifest, null, 2) + "\n");
+  const written = writeZstdArchive(opts.out, opts, (write) => {
+    for (const h of memberHeaders(BUNDLE_MANIFEST, json.length, mtime)) write(h);
+    write(json);
+    write(padding(json.length));
+    writeSparseMember(write, opts.rootfs, BUNDLE_ROOTFS, mtime);
+    if (opts.workSeed) writeSparseMember(write, opts.workSeed, BUNDLE_WORK_SEED, mtime);
   });
-  try {
-    const mtime = Math.floor(Date.parse(manifest.created) / 1000) || 0;
-    const json = new TextEncoder().encode(JSON.stringify(manifest, null, 2) + "\n");
-    for (const h of memberHeaders(BUNDLE_MANIFEST, json.length, mtime)) z.write(h);
-    z.write(json);
-    z.write(padding(json.length));
-    writeSparseMember(z, opts.rootfs, BUNDLE_ROOTFS, mtime);
-    if (opts.workSeed) writeSparseMember(z, opts.workSeed, BUNDLE_WORK_SEED, mtime);
-    z.write(END_OF_ARCHIVE);
-    z.end();
-    fs.fsyncSync(fd);
-    fs.closeSync(fd);
-    fs.renameSync(tmp, opts.out);
-  } catch (err) {
-    z.free();
-    try {
-      fs.closeSync(fd);
-    } catch {
-      // already closed
-    }
-    fs.rmSync(tmp, { force: true });
-    throw err;
-  }
-  return { path: opts.out, sha256: hash.digest("hex"), bytes, manifest };
+  return { path: opts.out, ...written, manifest };
 }
 
-function writeSparseMember(z: ZstdCompressor, file: string, name: string, mtime: number): void {
+function writeSparseMember(write: (bytes: Uint8Array) => void, file: string, name: string, mtime: number): void {
   const fd = fs.openSync(file, "r");
   try {
     const size = fs.fstatSync(fd).size;
     const ranges = dataRanges(fd, size);
     const map = sparseMap(ranges, size);
     const dataBytes = ranges.reduce((n, [s, e]) => n + (e - s), 0);
-    for (const h of sparseHeaders(name, size, map.length + dataBytes, mtime)) z.write(h);
-    z.write(map);
+    for (const h of sparseHeaders(name, size, map.length + dataBytes, mtime)) write(h);
+    write(map);
     const buf = new Uint8Array(CHUNK);
     for (const [s, e] of ranges) {
       for (let p = s; p < e; ) {
         const n = fs.readSync(fd, buf, 0, Math.min(CHUNK, e - p), p);
         if (n <= 0) throw new Error(`${file}: short read at ${p}`);
-        z.write(buf.subarray(0, n));
+        write(buf.subarray(0, n));
         p += n;
       }
     }
-    z.write(padding(map.length + dataBytes));
+    write(padding(map.length + dataBytes));
   } finally {
     fs.closeSync(fd);
   }

@@ -2,6 +2,7 @@
 // embedded catalog, or the file in BANGER_IMAGE_CATALOG).
 import { parseArgs, UsageError } from "../args.ts";
 import type { Command } from "../command.ts";
+import { table } from "../format.ts";
 
 const options = [{ name: "json", value: false, description: "print the entries as a JSON array" }];
 
@@ -24,8 +25,7 @@ export const imageCatalogCommand: Command = {
       return 0;
     }
     const rows = [["NAME", "DISTRO", "ARCH", "SIZE", "KERNEL", "DESCRIPTION"], ...entries.map((e) => [e.name, e.distro, e.arch, `${(e.size / 1048576).toFixed(1)} MiB`, e.kernel_ref ?? "-", e.description ?? ""])];
-    const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
-    for (const r of rows) console.log(r.map((cell, c) => (c === r.length - 1 ? cell : cell.padEnd(widths[c]!))).join("  "));
+    console.log(table(rows));
     return 0;
   },
 };

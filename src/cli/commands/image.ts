@@ -6,6 +6,7 @@ import { parseArgs, option, parseSize, UsageError, type ParsedArgs } from "../ar
 import type { Command } from "../command.ts";
 import type { ImageApi, ImageDirEntry, ImageRecord } from "../../daemon/protocol.ts";
 import { readEnvSettings, strictSourceDateEpoch, type EnvSettings } from "../env.ts";
+import { table } from "../format.ts";
 
 const json = { name: "json", value: false, description: "print JSON on stdout instead of text" };
 
@@ -132,10 +133,6 @@ function formatSize(n: number): string {
   return `${n} B`;
 }
 
-function table(rows: string[][]): string {
-  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
-  return rows.map((r) => r.map((cell, c) => (c === r.length - 1 ? cell : cell.padEnd(widths[c]!))).join("  ")).join("\n");
-}
 
 const listOptions = [json];
 

@@ -5,6 +5,7 @@ import type { Command } from "../command.ts";
 import type { KernelPullEvent, KernelRecord, Services } from "../../daemon/index.ts";
 import { readEnvSettings } from "../env.ts";
 import { formatBytes, type ProgressStream } from "../progress.ts";
+import { table } from "../format.ts";
 
 const json = { name: "json", value: false, description: "print JSON on stdout instead of text" };
 const quietOption = { name: "quiet", value: false, description: "print nothing but errors" };
@@ -171,10 +172,6 @@ export const kernelPullCommand: Command = {
   },
 };
 
-function table(rows: string[][]): string {
-  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
-  return rows.map((r) => r.map((cell, c) => (c === r.length - 1 ? cell : cell.padEnd(widths[c]!))).join("  ")).join("\n");
-}
 
 const listOptions = [json];
 
