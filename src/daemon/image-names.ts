@@ -61,8 +61,8 @@ export function openSource(text: string, opts: SourceOptions, catalog?: { images
   const parsed = parseSource(text, opts);
   let source: ImageSource = parsed;
   if (parsed instanceof RootfsTarSource && parsed.file !== "-") source = new RootfsTarSource(path.resolve(parsed.file), opts);
-  else if (parsed instanceof OciLayoutSource) source = new OciLayoutSource(path.resolve(parsed.dir), parsed.tag);
-  else if (parsed instanceof DockerArchiveSource) source = new DockerArchiveSource(path.resolve(parsed.file), parsed.tag);
+  else if (parsed instanceof OciLayoutSource) source = new OciLayoutSource(path.resolve(parsed.dir), parsed.tag, { diffIds: opts.diffIds });
+  else if (parsed instanceof DockerArchiveSource) source = new DockerArchiveSource(path.resolve(parsed.file), parsed.tag, { diffIds: opts.diffIds });
   const normalized = source instanceof RootfsTarSource && source.file === "-" ? "-" : source.describe();
   return { source, normalized };
 }

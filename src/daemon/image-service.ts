@@ -250,7 +250,7 @@ export class ImageService {
       // it is on the filesystem the image is built on.
       const tmpDir = this.sourceOptions.tmpDir ?? staging;
       const catalog = this.catalog && { ...this.catalog, arch: req.platform?.architecture ?? hostPlatform().architecture };
-      const perRequest = { tmpDir, cache: this.cache, signal: req.signal, ...(req.cwd !== undefined && { cwd: req.cwd }), ...(req.stdin && { stdin: req.stdin }) };
+      const perRequest = { tmpDir, cache: this.cache, diffIds: this.cache.diffIds, signal: req.signal, ...(req.cwd !== undefined && { cwd: req.cwd }), ...(req.stdin && { stdin: req.stdin }) };
       return openSource(req.source, { ...this.sourceOptions, ...perRequest }, catalog);
     } catch (err) {
       throw new ImageError(`source "${req.source}": ${errorText(err)}`, { cause: err });

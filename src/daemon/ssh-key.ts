@@ -2,7 +2,6 @@
 // made on first use. Its public key goes into every pulled image's /root/.ssh/authorized_keys.
 // The key is made with node:crypto and written in OpenSSH's own formats (the private key as
 // "openssh-key-v1", unencrypted), so no ssh-keygen is needed on the host.
-import { generateKeyPairSync, randomBytes } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 
@@ -26,9 +25,14 @@ export function ensureSshKey(dir: string): SshKeyPair {
   return { privateKeyPath, publicKeyPath, publicKey };
 }
 
+/** node:crypto, loaded only to make a key: every pull reads the key, and the module costs ~5 ms to load. */
+function nodeCrypto(): typeof import("node:crypto") {
+  return require("node:crypto") as typeof import("node:crypto");
+}
+
 function writeNewKey(dir: string, privateKeyPath: string, publicKeyPath: string): void {
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const { publicKey, privateKey } = generateKeyPairSync("ed25519");
+  const { publicKey, privateKey } = nodeCrypto().generateKeyPairSync("ed25519");
   const pub = Buffer.from(publicKey.export({ format: "jwk" }).x!, "base64url");
   const seed = Buffer.from(privateKey.export({ format: "jwk" }).d!, "base64url");
   const files = openSshFiles(seed, pub, COMMENT);
@@ -57,7 +61,7 @@ function u32(n: number): Buffer {
 /** The OpenSSH public key line and the unencrypted "openssh-key-v1" PEM of an ed25519 key. */
 export function openSshFiles(seed: Uint8Array, pub: Uint8Array, comment: string): { publicLine: string; privatePem: string } {
   const pubBlob = Buffer.concat([sshString(KEY_TYPE), sshString(pub)]);
-  const check = randomBytes(4).readUInt32BE();
+  const check = nodeCrypto().randomBytes(4).readUInt32BE();
   let secret = Buffer.concat([u32(check), u32(check), sshString(KEY_TYPE), sshString(pub), sshString(Buffer.concat([seed, pub])), sshString(comment)]);
   // Padded with 1, 2, 3, ... to the cipher block size ("none": 8).
   const pad = (8 - (secret.length % 8)) % 8;

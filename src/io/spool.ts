@@ -114,6 +114,11 @@ export class Spool {
     writeAll(this.fd, bytes, position);
   }
 
+  /** Whether writing started the writer thread and its shared slots (a sink that held every byte never does). */
+  get usedSlots(): boolean {
+    return this.writer?.started ?? false;
+  }
+
   /** Waits for every write, then sets the spool's length to the stream's (the last block was padded). */
   async close(): Promise<void> {
     await this.writer?.finish();

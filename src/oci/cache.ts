@@ -6,6 +6,7 @@
 //   blobs/sha256/<hex>         only ever bytes that hashed to <hex>
 //   ingest/<hex>.partial       a download in progress, kept for resuming with Range
 //   ingest/<hex>.lock          who is downloading it (pid); stale locks of dead pids are taken over
+//   diffids/<compression>-<hex>  the diff_id blob <hex> was proven to decompress to (diffid-memo.ts)
 //
 // A blob appears under its digest name only by rename(2) after its hash matched; concurrent
 // pulls of one blob (threads or processes) wait for the one download instead of racing.
@@ -14,6 +15,7 @@ import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { DigestWriter, checkDigest, digestHex, sha256Digest } from "./digest.ts";
+import { DirDiffIdMemo } from "./diffid-memo.ts";
 import { OciDigestMismatchError, OciError, errorText } from "./errors.ts";
 import { parseManifest, type Descriptor } from "./manifest.ts";
 import { MT } from "./media-types.ts";
@@ -229,8 +231,12 @@ export class BlobCache {
 
   readonly root: string;
 
+  /** Which blobs were proven to give which diff_id (diffid-memo.ts), in `diffids/`. */
+  readonly diffIds: DirDiffIdMemo;
+
   constructor(root: string) {
     this.root = path.resolve(root);
+    this.diffIds = new DirDiffIdMemo(path.join(this.root, "diffids"));
   }
 
   get blobsDir(): string {
@@ -437,6 +443,12 @@ export class BlobCache {
       result.removed.push(digest);
       result.freedBytes += st.size;
       if (!opts.dryRun) await fs.rm(file, { force: true });
+    }
+    // What was proven of the removed blobs goes with them (of blobs read from elsewhere, an
+    // OCI layout, only when nothing is kept).
+    if (!opts.dryRun) {
+      const removed = new Set(result.removed);
+      this.diffIds.forget(opts.keepNothing ? undefined : (d) => removed.has(d));
     }
     // Partial downloads nobody is working on, and stray temp files.
     for (const name of await fs.readdir(this.ingestDir)) {

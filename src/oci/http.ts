@@ -5,7 +5,6 @@
 // Here: manual redirects (Authorization is dropped once a redirect leaves the registry's
 // origin) and retries of 429/5xx and network failures with exponential backoff that honours
 // Retry-After.
-import { request } from "undici";
 import { OciError, errorText } from "./errors.ts";
 
 export interface HttpResponse {
@@ -66,6 +65,8 @@ export async function send(url: string, opts: SendOptions = {}): Promise<HttpRes
   let method = opts.method ?? "GET";
   let body = opts.body;
   const headers = { ...(opts.headers ?? {}) };
+  // Loaded on the first request: a pull from a local layout or archive never pays for it (~8 ms).
+  const { request } = await import("undici");
   for (let hop = 0; ; hop++) {
     const res = await request(current, { method, headers, body, signal: opts.signal }).catch((err: unknown) => {
       throw new OciError(`${method} ${current}: ${errorText(err)}`, { url: current, cause: err });

@@ -5,6 +5,7 @@
 import { fstatSync, read } from "node:fs";
 import fs from "node:fs/promises";
 import { DigestWriter } from "./digest.ts";
+import type { DiffIdMemo } from "./diffid-memo.ts";
 import { OciDigestMismatchError, OciError } from "./errors.ts";
 import { inflateChunks } from "./inflate.ts";
 import type { FromInflateWorker, ToInflateWorker } from "./inflate-worker.ts";
@@ -12,10 +13,14 @@ import type { Compression } from "./media-types.ts";
 
 export interface LayerStreamOptions {
   compression: Compression;
-  /** Checked against the compressed bytes (skip when the cache already verified them). */
+  /** The blob's digest: checked against the compressed bytes unless `blobVerified`. */
   digest?: string;
-  /** Checked against the uncompressed bytes. */
+  /** The bytes are already known to hash to `digest` (the blob cache checked them when it stored them). */
+  blobVerified?: boolean;
+  /** Checked against the uncompressed bytes, unless `diffIds` already proved it for this blob. */
   diffId?: string;
+  /** Blob -> diff_id facts proven earlier; a read that proves both digests adds one. */
+  diffIds?: DiffIdMemo;
   /** For messages: which layer of which image. */
   where: string;
   /** Decompress zstd with node:zlib even where libzstd could be used (tests, comparisons). */
@@ -24,8 +29,11 @@ export interface LayerStreamOptions {
   inflateInline?: boolean;
 }
 
-/** Passes chunks through while hashing; throws at the end if the digest differs. */
-async function* verified(src: AsyncIterable<Uint8Array>, expected: string, what: string, where: string): AsyncGenerator<Uint8Array> {
+/**
+ * Passes chunks through while hashing; throws at the end if the digest differs, before the
+ * consumer sees the end. `onMatch` runs once the whole stream matched.
+ */
+async function* verified(src: AsyncIterable<Uint8Array>, expected: string, what: string, where: string, onMatch?: () => void): AsyncGenerator<Uint8Array> {
   const h = new DigestWriter();
   for await (const chunk of src) {
     h.update(chunk);
@@ -35,39 +43,48 @@ async function* verified(src: AsyncIterable<Uint8Array>, expected: string, what:
   if (got !== expected) {
     throw new OciDigestMismatchError(`${where}: ${what} mismatch: expected ${expected}, the ${h.bytes} bytes read hash to ${got}`, { digest: expected });
   }
+  onMatch?.();
 }
 
 /**
  * Uncompressed, verified tar bytes of one layer, as an async iterable. A yielded chunk stays
  * valid until 3 more have been read (buffers are reused): consume each before pulling on.
  * Compressed chunks are handed over (to a worker thread): the caller must not reuse them.
+ *
+ * What is hashed, all on this thread (the decoder's thread sets a zstd pull's pace):
+ * - the blob digest, over the compressed bytes, unless the blob is already verified;
+ * - the diff_id, over the uncompressed bytes, unless `diffIds` knows that this blob gives it.
+ *   A read that checks both (or the diff_id of a verified blob) records the fact.
  */
 export function layerChunks(compressed: AsyncIterable<Uint8Array>, opts: LayerStreamOptions): AsyncIterable<Uint8Array> {
+  const { compression, digest, diffId, where } = opts;
+  const checkBlob = digest !== undefined && !opts.blobVerified;
   let s: AsyncIterable<Uint8Array> = compressed;
-  if (opts.compression === "none") {
-    if (opts.digest) s = verified(s, opts.digest, "blob digest", opts.where);
-  } else if (opts.inflateInline) {
-    if (opts.digest) s = verified(s, opts.digest, "blob digest", opts.where);
-    s = inflateChunks(s, opts.compression, opts.where, opts.noNativeZstd);
-  } else {
-    s = inflateInWorker(s, opts.compression, opts);
+  if (checkBlob) s = verified(s, digest, "blob digest", where);
+  if (compression === "none") {
+    // One stream of bytes: its digest is both (hashed once when they agree).
+    return diffId && diffId !== (checkBlob ? digest : undefined) ? verified(s, diffId, "diff_id (uncompressed digest)", where) : s;
   }
-  // The diff_id is hashed here, on the reading thread, not in the worker: for zstd the worker's
-  // decompression (0.21 s for Debian) and this thread's hash plus parse (0.13 + 0.13 s) balance.
-  if (opts.diffId) s = verified(s, opts.diffId, "diff_id (uncompressed digest)", opts.where);
-  return s;
+  const reuse = compressed instanceof FileChunks ? compressed : undefined;
+  s = opts.inflateInline ? inflateChunks(s, compression, where, opts.noNativeZstd) : inflateInWorker(s, compression, opts, reuse);
+  if (!diffId) return s;
+  const memo = opts.diffIds;
+  if (digest !== undefined && memo?.known(compression, digest) === diffId) return s;
+  // Recorded only for a blob proven here or before: both digests then hold for these bytes.
+  const record = digest !== undefined && memo ? () => memo.remember(compression, digest, diffId) : undefined;
+  return verified(s, diffId, "diff_id (uncompressed digest)", where, record);
 }
 
-/** Compressed chunks a worker may hold before it says it has read them. */
-const MAX_IN_FLIGHT = 4;
+/** Compressed chunks a worker may hold before it says it has read them (8: reading never holds the decoder up). */
+const MAX_IN_FLIGHT = 8;
 /** A yielded chunk is given back to the worker once this many more have been yielded. */
 const READER_LAG = 3;
 
 /**
- * Decompression (and the blob digest) on a worker thread (inflate-worker.ts), so that it runs
- * beside the diff_id hash, the tar parser and the writer instead of before them.
+ * Decompression on a worker thread (inflate-worker.ts), so that it runs beside the hashes, the
+ * tar parser and the writer instead of before them.
  */
-async function* inflateInWorker(src: AsyncIterable<Uint8Array>, compression: "gzip" | "zstd", opts: LayerStreamOptions): AsyncGenerator<Uint8Array> {
+async function* inflateInWorker(src: AsyncIterable<Uint8Array>, compression: "gzip" | "zstd", opts: LayerStreamOptions, reuse?: FileChunks): AsyncGenerator<Uint8Array> {
   const worker = new Worker(new URL("./inflate-worker.ts", import.meta.url).href);
   // What the worker says, and a failure of the compressed source, in arrival order.
   const inbox: (FromInflateWorker | { type: "source-error"; error: unknown })[] = [];
@@ -83,6 +100,7 @@ async function* inflateInWorker(src: AsyncIterable<Uint8Array>, compression: "gz
   worker.onmessage = (e: MessageEvent<FromInflateWorker>) => {
     if (e.data.type === "consumed") {
       inFlight--;
+      if (e.data.buf) reuse?.recycle(e.data.buf);
       const w = feedWake.fn;
       feedWake.fn = null;
       w?.();
@@ -92,11 +110,11 @@ async function* inflateInWorker(src: AsyncIterable<Uint8Array>, compression: "gz
     notify();
   };
   worker.onerror = (e: ErrorEvent) => {
-    inbox.push({ type: "error", kind: "inflate", message: `${opts.where}: decompression worker failed: ${e.message}` });
+    inbox.push({ type: "error", message: `${opts.where}: decompression worker failed: ${e.message}` });
     notify();
   };
   const send = (msg: ToInflateWorker, transfer: ArrayBuffer[] = []) => worker.postMessage(msg, transfer);
-  send({ type: "start", compression, digest: opts.digest, where: opts.where, noNativeZstd: opts.noNativeZstd });
+  send({ type: "start", compression, where: opts.where, noNativeZstd: opts.noNativeZstd });
   const feeder = (async () => {
     try {
       for await (const chunk of src) {
@@ -120,10 +138,7 @@ async function* inflateInWorker(src: AsyncIterable<Uint8Array>, compression: "gz
       const msg = inbox.shift()!;
       if (msg.type === "source-error") throw msg.error;
       if (msg.type === "done") return;
-      if (msg.type === "error") {
-        if (msg.kind === "digest") throw new OciDigestMismatchError(msg.message, { digest: msg.digest ?? "" });
-        throw new OciError(msg.message);
-      }
+      if (msg.type === "error") throw new OciError(msg.message);
       if (msg.type !== "out") continue;
       lent.push(msg.buf);
       if (lent.length > READER_LAG) {
@@ -161,28 +176,55 @@ export function toReadableStream(it: AsyncIterable<Uint8Array>): ReadableStream<
 }
 
 /**
- * Reads a file (or bytes [start, end) of it) as 1 MiB chunks, each a fresh buffer (decompressors
- * may hold on to their input). Plain positional reads: Bun's file stream cost ~200 ms of this
+ * Reads a file (or bytes [start, end) of it) as 1 MiB chunks, each in a buffer of its own
+ * (decompressors may hold on to their input), or in one given back with recycle(): the layer
+ * worker returns each chunk once libzstd has read it, which spares faulting in a fresh 1 MiB
+ * for every MiB of the blob. Plain positional reads: Bun's file stream cost ~200 ms of this
  * thread for a 75 MB blob, in its stream machinery rather than in reading. `file` is a path, or
  * an open descriptor (a spool, which has no name) that is left open.
  */
-export async function* fileChunks(file: string | number, start = 0, end?: number): AsyncGenerator<Uint8Array> {
-  const owned = typeof file === "string" ? await fs.open(file, "r") : null;
-  const label = typeof file === "string" ? file : `descriptor ${file}`;
-  const readInto = owned
-    ? async (buf: Buffer, pos: number) => (await owned.read(buf, 0, buf.length, pos)).bytesRead
-    : (buf: Buffer, pos: number) => readAt(file as number, buf, pos);
-  try {
-    const stop = end ?? (owned ? (await owned.stat()).size : fstatSync(file as number).size);
-    for (let pos = start; pos < stop; ) {
-      const buf = Buffer.allocUnsafe(Math.min(FILE_CHUNK, stop - pos));
-      const bytesRead = await readInto(buf, pos);
-      if (bytesRead === 0) throw new OciError(`${label}: file ends at byte ${pos}, expected ${stop}`);
-      pos += bytesRead;
-      yield bytesRead === buf.length ? buf : buf.subarray(0, bytesRead);
+export function fileChunks(file: string | number, start = 0, end?: number): FileChunks {
+  return new FileChunks(file, start, end);
+}
+
+export class FileChunks implements AsyncIterable<Uint8Array> {
+  private readonly spare: ArrayBuffer[] = [];
+
+  constructor(
+    private readonly file: string | number,
+    private readonly start: number,
+    private readonly end: number | undefined,
+  ) {}
+
+  /** A chunk's buffer that nobody uses any more. */
+  recycle(buf: ArrayBuffer): void {
+    if (buf.byteLength === FILE_CHUNK && this.spare.length < 16) this.spare.push(buf);
+  }
+
+  private buffer(size: number): Buffer {
+    const spare = size === FILE_CHUNK ? this.spare.pop() : undefined;
+    return spare ? Buffer.from(spare) : Buffer.allocUnsafeSlow(size);
+  }
+
+  async *[Symbol.asyncIterator](): AsyncGenerator<Uint8Array> {
+    const { file } = this;
+    const owned = typeof file === "string" ? await fs.open(file, "r") : null;
+    const label = typeof file === "string" ? file : `descriptor ${file}`;
+    const readInto = owned
+      ? async (buf: Buffer, pos: number) => (await owned.read(buf, 0, buf.length, pos)).bytesRead
+      : (buf: Buffer, pos: number) => readAt(file as number, buf, pos);
+    try {
+      const stop = this.end ?? (owned ? (await owned.stat()).size : fstatSync(file as number).size);
+      for (let pos = this.start; pos < stop; ) {
+        const buf = this.buffer(Math.min(FILE_CHUNK, stop - pos));
+        const bytesRead = await readInto(buf, pos);
+        if (bytesRead === 0) throw new OciError(`${label}: file ends at byte ${pos}, expected ${stop}`);
+        pos += bytesRead;
+        yield bytesRead === buf.length ? buf : buf.subarray(0, bytesRead);
+      }
+    } finally {
+      await owned?.close();
     }
-  } finally {
-    await owned?.close();
   }
 }
 

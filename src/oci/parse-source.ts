@@ -46,13 +46,13 @@ export function parseSource(text: string, opts: SourceOptions = {}): ImageSource
     const rest = text.slice(text.indexOf(":") + 1);
     if (!rest) throw new OciError(`source "${text}": oci: needs a directory`);
     const [dir, tag] = splitPathSuffix(rest, (p) => isDir(at(p)));
-    return new OciLayoutSource(at(dir), tag);
+    return new OciLayoutSource(at(dir), tag, { diffIds: opts.diffIds });
   }
   if (text.startsWith("docker-archive:")) {
     const rest = text.slice("docker-archive:".length);
     if (!rest) throw new OciError(`source "${text}": docker-archive: needs a file`);
     const [file, tag] = splitPathSuffix(rest, (p) => isFile(at(p)));
-    return new DockerArchiveSource(at(file), tag);
+    return new DockerArchiveSource(at(file), tag, { diffIds: opts.diffIds });
   }
   const ref = text.startsWith("docker://") ? text.slice("docker://".length) : text;
   return new RegistrySource(ref, opts);

@@ -1,6 +1,7 @@
 // The one interface every image source implements (registry, OCI layout directory,
 // `docker save` archive, plain rootfs tar): resolve for a platform, then open layers as
 // uncompressed, verified tar byte streams. Everything downstream is source-agnostic.
+import type { DiffIdMemo } from "./diffid-memo.ts";
 import type { ImageConfig, LayerRef } from "./manifest.ts";
 import type { Platform } from "./platform.ts";
 
@@ -20,6 +21,12 @@ export type ProgressEvent =
     };
 
 export type ProgressListener = (e: ProgressEvent) => void;
+
+/** How sources read their layers (every source that has layer blobs takes these). */
+export interface LayerReadOptions {
+  /** Blob -> diff_id facts already proven (the blob cache's), consulted and added to. */
+  diffIds?: DiffIdMemo;
+}
 
 export interface ResolveOptions {
   /** Platform to select; undefined means the host's, without refusing single-platform images of another. */

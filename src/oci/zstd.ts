@@ -4,7 +4,7 @@
 // directly, with large buffers and no stream machinery between calls, runs at the library's
 // own speed. Where libzstd cannot be loaded the caller falls back to node:zlib.
 import { ptr, CString } from "bun:ffi";
-import { libzstd } from "../io/libzstd.ts";
+import { libzstd, type LibZstd } from "../io/libzstd.ts";
 
 /** True when libzstd can be used (`disabled` forces the fallback, for tests and comparisons). */
 export function nativeZstdAvailable(disabled = false): boolean {
@@ -26,67 +26,116 @@ export class ZstdError extends Error {
   override name = "ZstdError";
 }
 
+const EMPTY = new Uint8Array(1);
+
+/**
+ * One zstd stream (any number of frames) decoded call by call into memory the caller owns:
+ * each step() moves the input and output positions on, so a consumer can decode straight
+ * into the buffers it hands on (the layer worker's transfer buffers) instead of copying.
+ */
+export class ZstdStream {
+  private readonly z: LibZstd;
+  private ds: ReturnType<LibZstd["ZSTD_createDStream"]> | null;
+  // ZSTD_inBuffer and ZSTD_outBuffer: { pointer, size, pos }, three size_t each.
+  private readonly input = new BigUint64Array(3);
+  private readonly output = new BigUint64Array(3);
+  private readonly inPtr = ptr(this.input);
+  private readonly outPtr = ptr(this.output);
+  /** Input and output positions after the last step. */
+  inPos = 0;
+  outPos = 0;
+  /** libzstd's last answer: 0 when a frame has just ended (nothing is owed). */
+  private pending = 0n;
+
+  constructor() {
+    const z = libzstd();
+    if (!z) throw new ZstdError("libzstd is not available");
+    this.z = z;
+    this.ds = z.ZSTD_createDStream();
+    if (!this.ds) throw new ZstdError("ZSTD_createDStream failed");
+    this.check(z.ZSTD_initDStream(this.ds));
+  }
+
+  /** True between frames: the input may end here. */
+  get atFrameEnd(): boolean {
+    return this.pending === 0n;
+  }
+
+  /**
+   * One decoder call: input `src[inPos, inLength)` into `dst[outPos, dst.length)`. Afterwards
+   * this.inPos and this.outPos say how far each got. The decoder may keep input it has read
+   * and owe its output: call again with more room while the output came back full.
+   */
+  step(src: Uint8Array, inPos: number, inLength: number, dst: Uint8Array, outPos: number): void {
+    const { input, output } = this;
+    input[0] = BigInt(ptr(inLength > 0 ? src : EMPTY));
+    input[1] = BigInt(inLength);
+    input[2] = BigInt(inPos);
+    output[0] = BigInt(ptr(dst));
+    output[1] = BigInt(dst.length);
+    output[2] = BigInt(outPos);
+    this.pending = this.check(this.z.ZSTD_decompressStream(this.ds, this.outPtr, this.inPtr));
+    this.inPos = Number(input[2]);
+    this.outPos = Number(output[2]);
+  }
+
+  /**
+   * What the decoder still holds of an unfinished frame, into `dst` from `outPos` (this.outPos
+   * says how far): a call with no input once a frame has ended would only ask for the next
+   * frame's header. Returns whether anything came out.
+   */
+  drain(dst: Uint8Array, outPos: number): boolean {
+    if (this.pending === 0n) {
+      this.outPos = outPos;
+      return false;
+    }
+    this.step(EMPTY, 0, 0, dst, outPos);
+    return this.outPos > outPos;
+  }
+
+  /** Throws when the stream stopped inside a frame (a truncated blob). */
+  checkEnded(): void {
+    if (this.pending !== 0n) throw new ZstdError("zstd: the compressed stream ends inside a frame (truncated)");
+  }
+
+  free(): void {
+    if (this.ds) this.z.ZSTD_freeDStream(this.ds);
+    this.ds = null;
+  }
+
+  private check(ret: bigint | number): bigint {
+    const r = BigInt(ret);
+    if (this.z.ZSTD_isError(r)) throw new ZstdError(`zstd: ${new CString(this.z.ZSTD_getErrorName(r)!)}`);
+    return r;
+  }
+}
+
 /**
  * Decompresses a zstd stream (any number of frames). A yielded chunk is overwritten once
  * RING - 1 more chunks have been yielded: consume (copy, hash, parse) each before pulling on.
  * A stream that ends inside a frame is an error.
  */
 export async function* zstdDecompressNative(src: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
-  const z = libzstd();
-  if (!z) throw new ZstdError("libzstd is not available");
-  const ds = z.ZSTD_createDStream();
-  if (!ds) throw new ZstdError("ZSTD_createDStream failed");
-  // ZSTD_inBuffer and ZSTD_outBuffer: { pointer, size, pos }, three size_t each.
-  const input = new BigUint64Array(3);
-  const output = new BigUint64Array(3);
-  const inPtr = ptr(input);
-  const outPtr = ptr(output);
-  const empty = new Uint8Array(1);
-  let pending = 0n; // last return value: 0 when a frame just ended
-  const check = (ret: bigint | number): bigint => {
-    const r = BigInt(ret);
-    if (z.ZSTD_isError(r)) throw new ZstdError(`zstd: ${new CString(z.ZSTD_getErrorName(r)!)}`);
-    return r;
-  };
+  const zs = new ZstdStream();
   try {
-    check(z.ZSTD_initDStream(ds));
     const ring = Array.from({ length: RING }, () => new Uint8Array(OUT_SIZE));
     let turn = 0;
-    let out = ring[0]!;
-    const step = function* (chunk: Uint8Array, length: number): Generator<Uint8Array> {
-      input[0] = BigInt(ptr(chunk));
-      input[1] = BigInt(length);
-      input[2] = 0n;
-      for (;;) {
-        output[0] = BigInt(ptr(out));
-        output[1] = BigInt(out.length);
-        output[2] = 0n;
-        pending = check(z.ZSTD_decompressStream(ds, outPtr, inPtr));
-        const produced = Number(output[2]);
-        const full = produced === out.length;
-        if (produced > 0) {
-          yield full ? out : out.subarray(0, produced);
-          turn = (turn + 1) % RING;
-          out = ring[turn]!;
-        }
-        if (Number(input[2]) >= length && !full) return;
-      }
+    const piece = (): Uint8Array => {
+      const out = ring[turn]!;
+      turn = (turn + 1) % RING;
+      return zs.outPos === out.length ? out : out.subarray(0, zs.outPos);
     };
     for await (const chunk of src) {
-      if (chunk.length > 0) yield* step(chunk, chunk.length);
-    }
-    // Flush what the decoder still holds of an unfinished frame; a call with no input once a
-    // frame has ended would only ask for the next frame's header.
-    while (pending !== 0n) {
-      let produced = 0;
-      for (const piece of step(empty, 0)) {
-        produced += piece.length;
-        yield piece;
+      for (let inPos = 0; inPos < chunk.length || zs.outPos === OUT_SIZE; inPos = zs.inPos) {
+        zs.step(chunk, inPos, chunk.length, ring[turn]!, 0);
+        if (zs.outPos > 0) yield piece();
+        else if (zs.inPos >= chunk.length) break;
       }
-      if (produced === 0) break;
+      zs.outPos = 0;
     }
-    if (pending !== 0n) throw new ZstdError("zstd: the compressed stream ends inside a frame (truncated)");
+    while (zs.drain(ring[turn]!, 0)) yield piece();
+    zs.checkEnded();
   } finally {
-    z.ZSTD_freeDStream(ds);
+    zs.free();
   }
 }

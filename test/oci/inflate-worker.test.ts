@@ -5,7 +5,10 @@ import { describe, expect, test } from "bun:test";
 import zlib from "node:zlib";
 import { OciDigestMismatchError, OciError } from "../../src/oci/errors.ts";
 import { sha256Digest } from "../../src/oci/digest.ts";
-import { layerChunks } from "../../src/oci/layer-stream.ts";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { FileChunks, fileChunks, layerChunks } from "../../src/oci/layer-stream.ts";
 import { concat } from "../helpers/oci-images.ts";
 
 async function* pieces(bytes: Uint8Array, size: number): AsyncGenerator<Uint8Array> {
@@ -18,9 +21,9 @@ async function collect(it: AsyncIterable<Uint8Array>): Promise<Uint8Array> {
   return concat(parts);
 }
 
-// 7 MiB: more output buffers than the worker owns (8 × 1 MiB minus the reader's lag of 3), so
-// the test fails if a buffer is recycled while the reader may still hold it.
-const data = concat([crypto.getRandomValues(new Uint8Array(2_500_000)), new Uint8Array(3_000_000), new TextEncoder().encode("tail ".repeat(400_000))]);
+// 20 MiB: more output buffers than the worker owns (16 × 1 MiB), so the test fails if a buffer
+// is recycled while the reader may still hold it.
+const data = concat([crypto.getRandomValues(new Uint8Array(2_500_000)), new Uint8Array(16_000_000), new TextEncoder().encode("tail ".repeat(400_000))]);
 const gz = new Uint8Array(zlib.gzipSync(data));
 const zst = new Uint8Array(zlib.zstdCompressSync(data));
 
@@ -89,5 +92,29 @@ describe("decompression on a worker thread", () => {
     // The feeder notices the stop at its next chunk and closes the source.
     for (let i = 0; i < 50 && !sourceClosed; i++) await Bun.sleep(10);
     expect(sourceClosed).toBe(true);
+  });
+
+  test("a zstd blob read from a file reuses the read buffers the worker gives back, and every byte still matches", async () => {
+    // 12 MiB of noise stays ~12 MiB compressed: more 1 MiB reads than the worker holds at once
+    // (8), so buffers come back and are read into again while the layer is still being read.
+    const noise = concat(Array.from({ length: 12 }, () => crypto.getRandomValues(new Uint8Array(1 << 20))));
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "banger-chunks-")), "blob");
+    const compressed = new Uint8Array(zlib.zstdCompressSync(noise));
+    fs.writeFileSync(file, compressed);
+    let given = 0;
+    const chunks = fileChunks(file);
+    const recycle = chunks.recycle.bind(chunks);
+    chunks.recycle = (buf) => {
+      given++;
+      recycle(buf);
+    };
+    try {
+      expect(chunks).toBeInstanceOf(FileChunks);
+      const out = await collect(layerChunks(chunks, { compression: "zstd", where: "w", digest: sha256Digest(compressed), diffId: sha256Digest(noise) }));
+      expect(out).toEqual(noise);
+      expect(given).toBeGreaterThan(8);
+    } finally {
+      fs.rmSync(path.dirname(file), { recursive: true, force: true });
+    }
   });
 });

@@ -9,7 +9,7 @@ import { fileChunks, layerChunks, toReadableStream } from "../layer-stream.ts";
 import { parseImageConfig, synthesizedManifestDigest, type LayerRef } from "../manifest.ts";
 import { sniffCompression } from "../media-types.ts";
 import { formatPlatform, platformMatches, type Platform } from "../platform.ts";
-import type { ImageSource, ResolveOptions, ResolvedImage } from "../source.ts";
+import type { ImageSource, LayerReadOptions, ResolveOptions, ResolvedImage } from "../source.ts";
 import { indexArchive, type ArchiveMember } from "./archive-index.ts";
 
 interface ArchiveManifestEntry {
@@ -22,6 +22,7 @@ export class DockerArchiveSource implements ImageSource {
   constructor(
     readonly file: string,
     readonly tag?: string,
+    private readonly opts: LayerReadOptions = {},
   ) {}
 
   describe(): string {
@@ -94,6 +95,7 @@ export class DockerArchiveSource implements ImageSource {
       ropts.progress?.({ type: "layer", index: i, digest, bytesDone: m.size, bytesTotal: m.size, state: "cached" });
     }
     const file = this.file;
+    const diffIds = this.opts.diffIds;
     return {
       source: src,
       manifestDigest: synthesizedManifestDigest(configBytes, layers),
@@ -105,7 +107,7 @@ export class DockerArchiveSource implements ImageSource {
         const m = located[i];
         if (!l || !m) throw new OciError(`${src}: no layer ${i} (image has ${layers.length})`);
         const verifyBlob = l.digest !== l.diffId ? l.digest : undefined;
-        return toReadableStream(layerChunks(fileChunks(file, m.offset, m.offset + m.size), { compression: l.compression, digest: verifyBlob, diffId: l.diffId, where: `${src} layer ${i} (${layerNames[i]})` }));
+        return toReadableStream(layerChunks(fileChunks(file, m.offset, m.offset + m.size), { compression: l.compression, digest: verifyBlob, diffId: l.diffId, diffIds, where: `${src} layer ${i} (${layerNames[i]})` }));
       },
       async dispose() {},
     };

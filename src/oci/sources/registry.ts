@@ -11,11 +11,11 @@ import { forEachLimited } from "../pool.ts";
 import { DownloadWatch, followDownload } from "../follow.ts";
 import { formatReference, parseReference, referenceTarget, type Reference } from "../reference.ts";
 import { RegistryClient, type RegistryClientOptions } from "../registry.ts";
-import type { ImageSource, ProgressListener, ResolveOptions, ResolvedImage } from "../source.ts";
+import type { ImageSource, LayerReadOptions, ProgressListener, ResolveOptions, ResolvedImage } from "../source.ts";
 import { BUNDLE_LAYER_MEDIA_TYPE, bundleLayerOf } from "../bundle-artifact.ts";
 
 /** `credentials` absent: anonymous access (the daemon passes dockerConfigCredentials({ env })). */
-export interface RegistrySourceOptions extends RegistryClientOptions {
+export interface RegistrySourceOptions extends RegistryClientOptions, LayerReadOptions {
   /** Where blobs are downloaded to; needed to resolve (not to name or describe a reference). */
   cache?: BlobCache;
   /** Layers downloaded at once (default 3). */
@@ -83,6 +83,7 @@ export class RegistrySource implements ImageSource {
     if (!ropts.followDownloads) await downloads.all;
 
     const cache = this.cache;
+    const diffIds = this.opts.diffIds;
     return {
       source: refText,
       manifestDigest,
@@ -93,10 +94,10 @@ export class RegistrySource implements ImageSource {
         const l = layers[i];
         if (!l) throw new OciError(`${refText}: no layer ${i} (image has ${layers.length})`, { reference: refText });
         // The cache verifies the blob digest before it names the blob (a followed download's
-        // stream ends only after that); the diff_id is checked here.
+        // stream ends only after that); the diff_id is checked here, once per blob.
         const watch = downloads.watches[i]!;
         const bytes = watch.done && watch.error === undefined ? fileChunks(cache.blobPath(l.digest)) : followDownload(cache.partialPath(l.digest), cache.blobPath(l.digest), watch);
-        return toReadableStream(layerChunks(bytes, { compression: l.compression, diffId: l.diffId, where: `layer ${i + 1} (${l.digest}) of ${refText}` }));
+        return toReadableStream(layerChunks(bytes, { compression: l.compression, digest: l.digest, blobVerified: true, diffId: l.diffId, diffIds, where: `layer ${i + 1} (${l.digest}) of ${refText}` }));
       },
       async dispose() {
         // No download may go on writing after its image is disposed (a failed or cancelled pull).
