@@ -4,7 +4,8 @@
 //      bytes (holes for zero blocks) into an already-unlinked file beside the image, several
 //      layers at once; a one-layer image instead streams its file data straight into the image
 //      while it is parsed, as `make-ext4 -` does (nothing spooled);
-//   3. merge the layers' entries bottom-up (src/merge) into one tree;
+//   3. merge the layers' entries bottom-up (src/merge) into one tree (a one-layer image's as
+//      they are parsed);
 //   4. decide how the image boots (its systemd, or banger-init) and merge banger's guest files
 //      on top as one more layer (src/inject), from memory;
 //   5. plan and write the tree, copying each surviving file's bytes once from its layer's spool;
@@ -84,9 +85,11 @@ export interface BuildResult {
 
 export type RootfsBuilderFn = (req: BuildRequest) => Promise<BuildResult>;
 
-/** A layer read once: its members in archive order, and its bytes at the same offsets. */
+/** A layer read once: its members in archive order (unless already merged), and its bytes at the same offsets. */
 interface UnpackedLayer {
   entries: TarEntry[];
+  /** Its members went into the merger as they were parsed (a one-layer image). */
+  merged: boolean;
   source: ByteSource;
   spooledBytes: number;
 }
@@ -98,9 +101,10 @@ export async function buildRootfs(req: BuildRequest): Promise<BuildResult> {
   const layers: UnpackedLayer[] = [];
   try {
     req.progress?.({ type: "phase", phase: "unpack", detail: `${image.layers.length} layer${image.layers.length === 1 ? "" : "s"}` });
-    layers.push(...(await unpackLayers(req, writer)));
+    const merger = new LayerMerger();
+    layers.push(...(await unpackLayers(req, writer, merger)));
     req.progress?.({ type: "phase", phase: "merge" });
-    const merger = mergeLayers(image, layers);
+    mergeLayers(image, layers, merger);
     const sources = layers.map((l) => l.source);
     const guest = req.guest ? addGuestLayer(merger, req.guest, image, sources) : null;
     checkAborted(req.signal, image.source);
@@ -149,7 +153,7 @@ function layerLabel(image: ResolvedImage, i: number): string {
 }
 
 /** Unpacks every layer, `unpackConcurrency` at a time; on any failure the others are cancelled. */
-async function unpackLayers(req: BuildRequest, writer: Ext4ImageWriter): Promise<UnpackedLayer[]> {
+async function unpackLayers(req: BuildRequest, writer: Ext4ImageWriter, merger: LayerMerger): Promise<UnpackedLayer[]> {
   const { image } = req;
   const count = image.layers.length;
   const done: (UnpackedLayer | undefined)[] = new Array(count);
@@ -161,8 +165,9 @@ async function unpackLayers(req: BuildRequest, writer: Ext4ImageWriter): Promise
     while (next < count && !failure.signal.aborted) {
       const i = next++;
       // Only a one-layer image streams into the image: with several, upper layers may shadow
-      // any file, and the writer's prediction holds for one source in archive order.
-      done[i] = await unpackLayer(req, i, failure.signal, count === 1 ? writer : null);
+      // any file, and the writer's prediction holds for one source in archive order. Its
+      // members are merged as they are parsed, beside the decompression instead of after it.
+      done[i] = await unpackLayer(req, i, failure.signal, count === 1 ? { writer, merger } : null);
     }
   };
   try {
@@ -187,11 +192,14 @@ async function unpackLayers(req: BuildRequest, writer: Ext4ImageWriter): Promise
   }
 }
 
-async function unpackLayer(req: BuildRequest, i: number, signal: AbortSignal, writer: Ext4ImageWriter | null): Promise<UnpackedLayer> {
+async function unpackLayer(req: BuildRequest, i: number, signal: AbortSignal, only: { writer: Ext4ImageWriter; merger: LayerMerger } | null): Promise<UnpackedLayer> {
   const { image } = req;
   const label = layerLabel(image, i);
   const entries: TarEntry[] = [];
-  const parser = new TarParser((e) => entries.push(e));
+  const writer = only?.writer;
+  const merger = only?.merger;
+  merger?.beginLayer(i, label);
+  const parser = new TarParser(merger ? (e) => merger.add(e) : (e) => entries.push(e));
   // Beside the image, unlinked: nothing is left behind, even by a killed process.
   const spool = Spool.create(spoolPathNear(req.out, `layer${i}`), { io: req.io });
   const source = new FdByteSource(spool.fd, `spool of layer ${i + 1} (unlinked)`);
@@ -216,13 +224,14 @@ async function unpackLayer(req: BuildRequest, i: number, signal: AbortSignal, wr
     } catch (err) {
       throw withPrefix(layerReadError(err), label);
     }
+    merger?.endLayer();
     await spool.close();
     // A spool's writer holds 34 MiB of shared slots that only a collection frees; left to the
     // GC's own pace, a 5-layer Debian pull peaked at 305-340 MB RSS, with this at 236-243 MB,
     // no slower (1.03-1.24 s either way). A layer streamed into the image spooled nothing and
     // has no slots: there the full collection would only cost its ~8 ms.
     if (spool.usedSlots) Bun.gc(true);
-    return { entries, source, spooledBytes: spool.bytesWritten };
+    return { entries, merged: merger !== undefined, source, spooledBytes: spool.bytesWritten };
   } catch (err) {
     await spool.stop();
     source.close();
@@ -264,15 +273,14 @@ function counted(stream: ReadableStream<Uint8Array>, signal: AbortSignal, report
   );
 }
 
-function mergeLayers(image: ResolvedImage, layers: UnpackedLayer[]): LayerMerger {
-  const merger = new LayerMerger();
+function mergeLayers(image: ResolvedImage, layers: UnpackedLayer[], merger: LayerMerger): void {
   layers.forEach((layer, i) => {
+    if (layer.merged) return;
     merger.beginLayer(i, layerLabel(image, i));
     for (const e of layer.entries) merger.add(e);
     merger.endLayer();
     layer.entries = []; // merged: the entries can go
   });
-  return merger;
 }
 
 /**

@@ -10,7 +10,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import type { BlobCache, ImageSource, Platform, ResolvedImage, SourceOptions } from "../oci/index.ts";
-import { formatPlatform, hostPlatform } from "../oci/index.ts";
+import { formatPlatform, hostPlatform, prestartLayerWorker } from "../oci/index.ts";
 import { installBundleImage } from "./bundle-install.ts";
 import type { CatalogImage } from "./catalog.ts";
 import type { GuestAssets } from "../inject/index.ts";
@@ -207,6 +207,8 @@ export class ImageService {
   }
 
   async pull(req: PullRequest): Promise<ImageRecord> {
+    // Booting while the source resolves: most pulls decompress layers.
+    prestartLayerWorker();
     const id = newId();
     const staging = path.join(this.paths.imagesDir, `${id}.staging`);
     const { source, normalized } = this.openPullSource(req, staging);

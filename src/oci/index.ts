@@ -15,3 +15,4 @@ export { dockerConfigCredentials, staticCredentials, type Credential, type Crede
 export { OciError, OciAuthError, OciNotFoundError, OciDigestMismatchError } from "./errors.ts";
 export type { RetryPolicy } from "./http.ts";
 export type { Compression } from "./media-types.ts";
+export { prestartLayerWorker } from "./layer-stream.ts";

@@ -75,6 +75,35 @@ export function layerChunks(compressed: AsyncIterable<Uint8Array>, opts: LayerSt
   return verified(s, diffId, "diff_id (uncompressed digest)", where, record);
 }
 
+const WORKER_URL = new URL("./inflate-worker.ts", import.meta.url).href;
+/** A booted worker that no layer has taken yet (prestartLayerWorker), and whether it failed to boot. */
+let spare: { worker: Worker; failed: boolean } | null = null;
+
+/**
+ * Boots a layer worker now for the next layer this process opens: the ~8 ms a worker takes to
+ * start then pass while the pull resolves its source, not before its first byte. An idle spare
+ * keeps no process alive; the daemon keeps it for its next pull.
+ */
+export function prestartLayerWorker(): void {
+  if (spare) return;
+  const s = { worker: new Worker(WORKER_URL), failed: false };
+  // A boot error with nobody listening yet would be lost, and the layer would wait forever.
+  s.worker.onerror = () => void (s.failed = true);
+  s.worker.unref();
+  spare = s;
+}
+
+function layerWorker(): Worker {
+  const s = spare;
+  spare = null;
+  if (!s || s.failed) {
+    s?.worker.terminate();
+    return new Worker(WORKER_URL);
+  }
+  s.worker.ref();
+  return s.worker;
+}
+
 /** Compressed chunks a worker may hold before it says it has read them (8: reading never holds the decoder up). */
 const MAX_IN_FLIGHT = 8;
 /** A yielded chunk is given back to the worker once this many more have been yielded. */
@@ -85,7 +114,7 @@ const READER_LAG = 3;
  * tar parser and the writer instead of before them.
  */
 async function* inflateInWorker(src: AsyncIterable<Uint8Array>, compression: "gzip" | "zstd", opts: LayerStreamOptions, reuse?: FileChunks): AsyncGenerator<Uint8Array> {
-  const worker = new Worker(new URL("./inflate-worker.ts", import.meta.url).href);
+  const worker = layerWorker();
   // What the worker says, and a failure of the compressed source, in arrival order.
   const inbox: (FromInflateWorker | { type: "source-error"; error: unknown })[] = [];
   const wake = { fn: null as (() => void) | null };
