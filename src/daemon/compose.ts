@@ -38,6 +38,8 @@ export interface ServiceOverrides {
   imageCatalogFile?: string;
   /** A kernel catalog file in place of the embedded one (the CLI passes BANGER_KERNEL_CATALOG). */
   kernelCatalogFile?: string;
+  /** Keep a layer worker booted between pulls (the daemon). */
+  warmLayerWorker?: boolean;
 }
 
 export function createServices(env: Env, overrides: ServiceOverrides = {}): Services {
@@ -55,7 +57,7 @@ export function createServices(env: Env, overrides: ServiceOverrides = {}): Serv
   const kernelStore = new SqliteKernelStore(store.database);
   const catalog = { images: loadCatalog(overrides.imageCatalogFile ?? (env.BANGER_IMAGE_CATALOG || undefined)), bundleDir: path.join(paths.cacheDir, "bundles") };
   const kernelLookup = { find: (ref: string) => kernelStore.find(ref) };
-  const images = new ImageService({ paths, store, cache, build: overrides.build ?? buildRootfs, buildSettings: overrides.buildSettings, sourceOptions, log, guest, catalog, kernels: kernelLookup });
+  const images = new ImageService({ paths, store, cache, build: overrides.build ?? buildRootfs, buildSettings: overrides.buildSettings, sourceOptions, log, guest, catalog, kernels: kernelLookup, warmLayerWorker: overrides.warmLayerWorker });
   const kernels = new KernelService({ paths, store: kernelStore, catalog: () => loadKernelCatalog(overrides.kernelCatalogFile), log });
   return { paths, store, cache, images, kernels, logger, close: () => store.close() };
 }

@@ -74,7 +74,7 @@ export async function startDaemon(o: DaemonOptions): Promise<RunningDaemon> {
     fs.mkdirSync(paths.stateDir, { recursive: true });
     logger = new JsonLinesLogger(paths.logPath, { maxBytes: o.logMaxBytes });
     logger.info("daemon starting", { pid: process.pid, version: version.version, protocol: version.protocol, socket: paths.socketPath, idleExitMs: o.idleExitMs ?? null });
-    services = createServices(o.env, { buildSettings: o.buildSettings, logger });
+    services = createServices(o.env, { buildSettings: o.buildSettings, logger, warmLayerWorker: true });
     const report = await services.images.reconcile();
     logger.info("reconciled the store", { stagingRemoved: report.staging, orphanDirsRemoved: report.orphanDirs, rowsForgotten: report.rowsWithoutDir });
     return new Daemon({ o, paths, version, lock, logger, services, startedAt });

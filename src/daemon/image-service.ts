@@ -54,6 +54,11 @@ export interface ImageServiceOptions {
   kernels?: { find(nameOrId: string): { name: string; modulesPath: string | null } | null };
   /** Image catalog (names that install prebuilt bundles) and where verified bundles are kept. */
   catalog?: { images: CatalogImage[]; bundleDir: string };
+  /**
+   * Keep a layer worker booted between pulls (the daemon, which outlives them): the next pull's
+   * first layer then starts decoding at once. A one-shot process boots one as its pull begins.
+   */
+  warmLayerWorker?: boolean;
 }
 
 export interface PullRequest {
@@ -173,6 +178,7 @@ export class ImageService {
   private readonly paths: BangerPaths;
   private readonly store: ImageStore;
   private readonly cache: BlobCache;
+  private readonly warmLayerWorker: boolean;
   private readonly build: RootfsBuilderFn;
   private readonly buildSettings: BuildSettings;
   private readonly sourceOptions: SourceOptions;
@@ -200,6 +206,8 @@ export class ImageService {
     this.guest = opts.guest;
     this.catalog = opts.catalog;
     this.kernels = opts.kernels;
+    this.warmLayerWorker = opts.warmLayerWorker ?? false;
+    if (this.warmLayerWorker) prestartLayerWorker();
   }
 
   private imageDir(id: string): string {
@@ -236,6 +244,7 @@ export class ImageService {
       this.inProgress.delete(id);
       releaseName();
       if (job.image) await job.image.dispose().catch((err) => this.log(`disposing ${normalized}: ${errorText(err)}`));
+      if (this.warmLayerWorker) prestartLayerWorker();
     }
   }
 

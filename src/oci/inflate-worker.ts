@@ -31,9 +31,11 @@ const OUT_SIZE = 1 << 20;
 /**
  * Output buffers one worker may have out at once: the reader's lag (3) plus room to run ahead
  * while the reader is slow for a while (a stretch of small files). With 8 the zstd worker
- * waited ~30 ms of a Debian pull for buffers; with 16, 10-20 ms.
+ * waited ~30 ms of a Debian pull for buffers; with 16, 10-20 ms. gzip, three times slower to
+ * decode, never gets ahead: 8 keep two layers at a time from costing 16 MiB more memory.
  */
-const MAX_BUFFERS = 16;
+const maxBuffers = (fastDecoder: boolean) => (fastDecoder ? 16 : 8);
+let bufferLimit = maxBuffers(false);
 
 /** Messages that arrive while the worker is busy, as an async queue. */
 class Inbox<T> {
@@ -89,7 +91,7 @@ async function* received(idle: () => void, giveBack: boolean): AsyncGenerator<Ui
 }
 
 async function freeBuffer(): Promise<ArrayBuffer> {
-  if (allocated < MAX_BUFFERS) {
+  if (allocated < bufferLimit) {
     allocated++;
     return new ArrayBuffer(OUT_SIZE);
   }
@@ -136,6 +138,7 @@ async function run(start: Extract<ToInflateWorker, { type: "start" }>): Promise<
   // libzstd reads each chunk whole before it asks for the next, so its chunks can go back for
   // reuse; node:zlib may still hold one after its write() returns.
   const native = start.compression === "zstd" && nativeZstdAvailable(start.noNativeZstd);
+  bufferLimit = maxBuffers(native);
   const input = received(() => out.flush(), native);
   try {
     if (native) await zstdInto(input, out, start.where);

@@ -62,8 +62,9 @@ export function layerChunks(compressed: AsyncIterable<Uint8Array>, opts: LayerSt
   let s: AsyncIterable<Uint8Array> = compressed;
   if (checkBlob) s = verified(s, digest, "blob digest", where);
   if (compression === "none") {
-    // One stream of bytes: its digest is both (hashed once when they agree).
-    return diffId && diffId !== (checkBlob ? digest : undefined) ? verified(s, diffId, "diff_id (uncompressed digest)", where) : s;
+    // One stream of bytes: its digest is both (checked once when they agree).
+    const provenAs = checkBlob || opts.blobVerified ? digest : undefined;
+    return diffId && diffId !== provenAs ? verified(s, diffId, "diff_id (uncompressed digest)", where) : s;
   }
   const reuse = compressed instanceof FileChunks ? compressed : undefined;
   s = opts.inflateInline ? inflateChunks(s, compression, where, opts.noNativeZstd) : inflateInWorker(s, compression, opts, reuse);
@@ -104,8 +105,8 @@ function layerWorker(): Worker {
   return s.worker;
 }
 
-/** Compressed chunks a worker may hold before it says it has read them (8: reading never holds the decoder up). */
-const MAX_IN_FLIGHT = 8;
+/** Compressed chunks a worker may hold before it says it has read them: for zstd enough that reading never holds the decoder up. */
+const maxInFlight = (compression: "gzip" | "zstd") => (compression === "zstd" ? 8 : 4);
 /** A yielded chunk is given back to the worker once this many more have been yielded. */
 const READER_LAG = 3;
 
@@ -115,6 +116,7 @@ const READER_LAG = 3;
  */
 async function* inflateInWorker(src: AsyncIterable<Uint8Array>, compression: "gzip" | "zstd", opts: LayerStreamOptions, reuse?: FileChunks): AsyncGenerator<Uint8Array> {
   const worker = layerWorker();
+  const inFlightLimit = maxInFlight(compression);
   // What the worker says, and a failure of the compressed source, in arrival order.
   const inbox: (FromInflateWorker | { type: "source-error"; error: unknown })[] = [];
   const wake = { fn: null as (() => void) | null };
@@ -147,7 +149,7 @@ async function* inflateInWorker(src: AsyncIterable<Uint8Array>, compression: "gz
   const feeder = (async () => {
     try {
       for await (const chunk of src) {
-        while (inFlight >= MAX_IN_FLIGHT && !stopped) await new Promise<void>((resolve) => (feedWake.fn = resolve));
+        while (inFlight >= inFlightLimit && !stopped) await new Promise<void>((resolve) => (feedWake.fn = resolve));
         if (stopped) return;
         // A chunk that owns its whole buffer moves to the worker; a view into a larger one is copied.
         const own = chunk.byteOffset === 0 && chunk.byteLength === chunk.buffer.byteLength && chunk.buffer instanceof ArrayBuffer ? chunk : chunk.slice();

@@ -124,6 +124,21 @@ describe("layer reads with a memo", () => {
   });
 });
 
+describe("an uncompressed layer (blob and diff_id are one digest)", () => {
+  const tar = makeTar([{ name: "etc/hostname", content: "plain\n" }]);
+  const d = sha256Digest(tar);
+  test("is hashed once, and not at all when the cache verified the blob", async () => {
+    const other = tar.slice();
+    other[other.length - 1]! ^= 1;
+    // Checked: other bytes are refused by the one hash.
+    await expect(collect(layerChunks(pieces(other), { compression: "none", digest: d, diffId: d, where: "l" }))).rejects.toThrow(/blob digest mismatch/);
+    // The cache's word stands: nothing is hashed again.
+    expect(await collect(layerChunks(pieces(other), { compression: "none", digest: d, blobVerified: true, diffId: d, where: "l" }))).toEqual(other);
+    // A diff_id that differs from the blob digest is still checked.
+    await expect(collect(layerChunks(pieces(tar), { compression: "none", digest: d, blobVerified: true, diffId: wrongDiffId, where: "l" }))).rejects.toThrow(/diff_id \(uncompressed digest\) mismatch/);
+  });
+});
+
 describe("an OCI layout pulled twice", () => {
   test("the first read proves the layer, the second checks the blob only and still refuses changed bytes", async () => {
     const layer = makeLayer(makeTar([{ name: "etc/hostname", content: "memo\n" }, { name: "bin/", dir: true }]), "zstd");
