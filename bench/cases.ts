@@ -5,7 +5,7 @@ import { banger, bangerStdin, goPipeline, mkfsOnly, pipeFloor, plainCopy, type T
 import { fiveLayerFixture, oneLayerFixture, type Compression, type OciFixture } from "./oci-fixtures.ts";
 import { bangerPull, blobUrl, checkRate, COLD_REPO, curlDownload, decompressFloor, describeRate, layersEnv, LINK_RATE, pushLayout, runScript, skopeoCopy, startProxy, startRegistry, tarZstdPipeline, templatePull, umociPipeline } from "./pull.ts";
 import { mkfsInodeCount } from "./tar-scan.ts";
-import { bangerPullDaemon, bangerPullInProcess, listTools, prepareListStore } from "./daemon.ts";
+import { bangerPullDaemon, bangerPullDaemonWarm, bangerPullInProcess, listTools, prepareListStore } from "./daemon.ts";
 
 export type Input =
   | { kind: "tar"; tar: string }
@@ -119,7 +119,7 @@ function warmPull(kind: Compression | "5-layers", quick: boolean): Variant {
       const notes: string[] = [];
       const skip: { tool: string; why: string }[] = [];
       let imageSize = fx.imageSize;
-      if (ctx.tools.includes(bangerPull.name)) {
+      if (ctx.tools.includes(bangerPull.name) || ctx.tools.includes(bangerPullDaemonWarm.name)) {
         try {
           const t = await templatePull({ ...ctx.env, ...env }, join(ctx.work, "template"), ctx.env.REPO!);
           env.TEMPLATE_CACHE = t.cache ?? "";
@@ -133,7 +133,7 @@ function warmPull(kind: Compression | "5-layers", quick: boolean): Variant {
       if (kind === "zstd") notes.push("the pipeline extracts with GNU tar --zstd: Debian's umoci (0.4.7) refuses zstd layers (\"blob is not correct mediatype\")");
       return { kind: "oci", fixture: fx, env, imageSize, mkfsInodes: mkfsInodeCount(fx.stats, imageSize), notes, skip };
     },
-    tools: [bangerPull, floor, pipeline],
+    tools: [bangerPull, bangerPullDaemonWarm, floor, pipeline],
     skipped: [],
     timeoutS: quick ? 300 : 900,
     passSize: true,
