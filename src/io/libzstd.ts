@@ -12,6 +12,7 @@ function open() {
         ZSTD_freeDStream: { args: [FFIType.ptr], returns: FFIType.u64 },
         ZSTD_initDStream: { args: [FFIType.ptr], returns: FFIType.u64 },
         ZSTD_decompressStream: { args: [FFIType.ptr, FFIType.ptr, FFIType.ptr], returns: FFIType.u64 },
+        ZSTD_DCtx_setParameter: { args: [FFIType.ptr, FFIType.i32, FFIType.i32], returns: FFIType.u64 },
         ZSTD_createCCtx: { args: [], returns: FFIType.ptr },
         ZSTD_freeCCtx: { args: [FFIType.ptr], returns: FFIType.u64 },
         ZSTD_CCtx_setParameter: { args: [FFIType.ptr, FFIType.i32, FFIType.i32], returns: FFIType.u64 },

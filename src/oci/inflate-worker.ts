@@ -4,7 +4,7 @@
 // thread as the diff_id hash and the tar parser; here it runs beside them.
 //
 // Protocol (messages, buffers transferred, never copied across):
-//   in:  start {compression, where, noNativeZstd} · data {chunk} · end · recycle {buf}
+//   in:  start {compression, where, noNativeZstd, skipFrameChecksum} · data {chunk} · end · recycle {buf}
 //   out: consumed {buf?} (one data message fully read: the sender may send another; its
 //        buffer comes back when the decoder is done with it, for the reader to reuse)
 //        out {buf, length} · done · error {message}
@@ -16,7 +16,7 @@ import { nativeZstdAvailable, ZstdError, ZstdStream } from "./zstd.ts";
 declare const self: Worker;
 
 export type ToInflateWorker =
-  | { type: "start"; compression: InflateCompression; where: string; noNativeZstd?: boolean }
+  | { type: "start"; compression: InflateCompression; where: string; noNativeZstd?: boolean; skipFrameChecksum?: boolean }
   | { type: "data"; chunk: Uint8Array }
   | { type: "end" }
   | { type: "recycle"; buf: ArrayBuffer };
@@ -141,7 +141,7 @@ async function run(start: Extract<ToInflateWorker, { type: "start" }>): Promise<
   bufferLimit = maxBuffers(native);
   const input = received(() => out.flush(), native);
   try {
-    if (native) await zstdInto(input, out, start.where);
+    if (native) await zstdInto(input, out, start.where, start.skipFrameChecksum ?? false);
     // node:zlib's pieces are its own fresh buffers: gathered into the transfer buffers.
     else for await (const piece of inflateChunks(input, start.compression, start.where, start.noNativeZstd)) await out.write(piece);
   } catch (err) {
@@ -156,10 +156,10 @@ async function run(start: Extract<ToInflateWorker, { type: "start" }>): Promise<
  * libzstd decodes straight into the transfer buffers: copying its output from a ring into them
  * cost this thread ~30 ms for the 226 MB Debian layer, on the stage that sets a zstd pull's pace.
  */
-async function zstdInto(input: AsyncIterable<Uint8Array>, out: Output, where: string): Promise<void> {
+async function zstdInto(input: AsyncIterable<Uint8Array>, out: Output, where: string, skipFrameChecksum: boolean): Promise<void> {
   let zs: ZstdStream | null = null;
   try {
-    zs = new ZstdStream();
+    zs = new ZstdStream({ skipFrameChecksum });
     for await (const chunk of input) {
       for (let inPos = 0; ; ) {
         const buf = await out.space();

@@ -66,11 +66,13 @@ export function layerChunks(compressed: AsyncIterable<Uint8Array>, opts: LayerSt
     const provenAs = checkBlob || opts.blobVerified ? digest : undefined;
     return diffId && diffId !== provenAs ? verified(s, diffId, "diff_id (uncompressed digest)", where) : s;
   }
-  const reuse = compressed instanceof FileChunks ? compressed : undefined;
-  s = opts.inflateInline ? inflateChunks(s, compression, where, opts.noNativeZstd) : inflateInWorker(s, compression, opts, reuse);
-  if (!diffId) return s;
   const memo = opts.diffIds;
-  if (digest !== undefined && memo?.known(compression, digest) === diffId) return s;
+  const checkDiffId = diffId !== undefined && !(digest !== undefined && memo?.known(compression, digest) === diffId);
+  const reuse = compressed instanceof FileChunks ? compressed : undefined;
+  // A sha256 over these very bytes makes zstd's own frame checksums redundant.
+  const hashed = checkBlob || checkDiffId;
+  s = opts.inflateInline ? inflateChunks(s, compression, where, opts.noNativeZstd) : inflateInWorker(s, compression, opts, reuse, hashed);
+  if (!checkDiffId) return s;
   // Recorded only for a blob proven here or before: both digests then hold for these bytes.
   const record = digest !== undefined && memo ? () => memo.remember(compression, digest, diffId) : undefined;
   return verified(s, diffId, "diff_id (uncompressed digest)", where, record);
@@ -114,7 +116,7 @@ const READER_LAG = 3;
  * Decompression on a worker thread (inflate-worker.ts), so that it runs beside the hashes, the
  * tar parser and the writer instead of before them.
  */
-async function* inflateInWorker(src: AsyncIterable<Uint8Array>, compression: "gzip" | "zstd", opts: LayerStreamOptions, reuse?: FileChunks): AsyncGenerator<Uint8Array> {
+async function* inflateInWorker(src: AsyncIterable<Uint8Array>, compression: "gzip" | "zstd", opts: LayerStreamOptions, reuse: FileChunks | undefined, skipFrameChecksum: boolean): AsyncGenerator<Uint8Array> {
   const worker = layerWorker();
   const inFlightLimit = maxInFlight(compression);
   // What the worker says, and a failure of the compressed source, in arrival order.
@@ -145,7 +147,7 @@ async function* inflateInWorker(src: AsyncIterable<Uint8Array>, compression: "gz
     notify();
   };
   const send = (msg: ToInflateWorker, transfer: ArrayBuffer[] = []) => worker.postMessage(msg, transfer);
-  send({ type: "start", compression, where: opts.where, noNativeZstd: opts.noNativeZstd });
+  send({ type: "start", compression, where: opts.where, noNativeZstd: opts.noNativeZstd, skipFrameChecksum });
   const feeder = (async () => {
     try {
       for await (const chunk of src) {

@@ -117,4 +117,16 @@ describe("decompression on a worker thread", () => {
       fs.rmSync(path.dirname(file), { recursive: true, force: true });
     }
   });
+
+  test("zstd's frame checksum is left to the sha256 that covers the same bytes, and checked where none does", async () => {
+    // zlib's zstd writes a content checksum when asked: the frame's last 4 bytes.
+    const framed = new Uint8Array(zlib.zstdCompressSync(data, { params: { [zlib.constants.ZSTD_c_checksumFlag]: 1 } }));
+    const badSum = framed.slice();
+    badSum[badSum.length - 1]! ^= 0xff;
+    // No digest: the frame checksum is all there is, and it is checked.
+    await expect(collect(layerChunks(pieces(badSum, 1 << 20), { compression: "zstd", where: "layer 1 of z" }))).rejects.toThrow(/layer 1 of z: zstd decompression failed: .*checksum/i);
+    // A blob digest (of these bytes) and the diff_id cover them: the content is right, so it passes.
+    const out = await collect(layerChunks(pieces(badSum, 1 << 20), { compression: "zstd", where: "w", digest: sha256Digest(badSum), diffId: sha256Digest(data) }));
+    expect(out).toEqual(data);
+  });
 });
