@@ -20,7 +20,7 @@ import { listExt4Dir, type ImageDirEntry } from "./image-ls.ts";
 import { defaultImageName, nameProblem, openSource } from "./image-names.ts";
 import type { BangerPaths } from "./paths.ts";
 import { NameTakenError, type ImageRecord, type ImageStore } from "./store.ts";
-import { pidAlive } from "../io/process.ts";
+import { ownerAlive, OWNER_FILE, writeOwner } from "./staging.ts";
 
 export class ImageError extends Error {
   override name = "ImageError";
@@ -127,7 +127,6 @@ export interface ReconcileReport {
 
 const ID_DIR = /^[0-9a-f]{12}$/;
 const STAGING_DIR = /^([0-9a-f]{12})\.staging$/;
-const OWNER_FILE = ".owner";
 const WORK_SEED_FILE = "work-seed.ext4";
 /** A staging dir without an owner file this young may be a mkdir a moment before the file is written. */
 const OWNERLESS_GRACE_MS = 60_000;
@@ -138,17 +137,6 @@ function newId(): string {
 
 function errorText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
-}
-
-/** Field 22 of /proc/<pid>/stat (start time in clock ticks): tells a reused pid from its first owner. */
-function processStartTime(pid: number): string | null {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, "latin1");
-    // The command name (field 2) may hold spaces and parentheses; fields after it are plain.
-    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19] ?? null;
-  } catch {
-    return null;
-  }
 }
 
 /** Rejects as soon as the signal fires; a value that arrives later is handed to `late` (to dispose it). */
@@ -304,7 +292,7 @@ export class ImageService {
     await fs.promises.mkdir(this.paths.imagesDir, { recursive: true });
     await fs.promises.mkdir(job.staging);
     job.stagingMade = true;
-    await fs.promises.writeFile(path.join(job.staging, OWNER_FILE), JSON.stringify({ pid: process.pid, start: processStartTime(process.pid) }));
+    await writeOwner(job.staging);
 
     req.progress?.({ type: "phase", phase: "resolve", detail: job.normalized });
     // Sources honour the signal while downloading, but a spool of stdin or a read of a local
@@ -443,20 +431,6 @@ export class ImageService {
     }
   }
 
-  /** True when the owner file names a process (other than a finished pull of ours) that still runs. */
-  private ownerAlive(dir: string, id: string): boolean | "no-owner" {
-    let owner: { pid?: unknown; start?: unknown };
-    try {
-      owner = JSON.parse(fs.readFileSync(path.join(dir, OWNER_FILE), "utf8")) as { pid?: unknown; start?: unknown };
-    } catch {
-      return "no-owner";
-    }
-    if (typeof owner.pid !== "number") return false;
-    if (owner.pid === process.pid) return this.inProgress.has(id);
-    if (!pidAlive(owner.pid)) return false;
-    return typeof owner.start !== "string" || processStartTime(owner.pid) === owner.start;
-  }
-
   /**
    * Makes the images dir and the table agree: removes staging dirs of dead processes, image
    * dirs without a row (unless a live pull is between rename and insert), rows without an image.
@@ -475,7 +449,7 @@ export class ImageService {
       const staging = STAGING_DIR.exec(entry);
       const id = staging ? staging[1]! : ID_DIR.test(entry) ? entry : null;
       if (id === null || (!staging && rows.has(id))) continue;
-      const alive = this.ownerAlive(dir, id);
+      const alive = ownerAlive(dir, this.inProgress.has(id));
       if (alive === true) continue;
       if (alive === "no-owner" && staging) {
         const st = await fs.promises.stat(dir).catch(() => null);
