@@ -18,9 +18,10 @@
 // Errors: a non-2xx status with {"error": WireError}; in a stream, its last line. The error's
 // name and message are the service's own, so the CLI prints the same line as in-process.
 import pkg from "../../package.json" with { type: "json" };
-import type { Platform, PruneResult } from "../oci/index.ts";
+import type { PruneResult } from "../oci/index.ts";
 import type { PullEvent } from "./events.ts";
 import type { ImageDirEntry } from "./image-ls.ts";
+import type { PullRequest } from "./image-service.ts";
 import type { ImageRecord } from "./store.ts";
 
 /** Bumped whenever a route or a message shape changes incompatibly. */
@@ -84,20 +85,11 @@ export interface HealthInfo extends VersionInfo {
   log: string;
 }
 
-/** A pull as it crosses the socket: what the CLI resolved, nothing of the CLI's process. */
-export interface PullParams {
-  source: string;
-  name?: string;
-  sizeBytes?: number;
-  platform?: Platform;
-  /** Superblock times, from the client's SOURCE_DATE_EPOCH. */
-  timestamp?: number;
-  /** The client's working directory, for relative file sources. */
-  cwd?: string;
-  /** A stored kernel to boot with (--kernel-ref). */
-  kernelRef?: string;
-  /** A stored kernel to boot with when neither kernelRef nor a bundle names one (--kernel files). */
-  kernelFallbackRef?: string;
+/**
+ * A pull as it crosses the socket: the request's fields the CLI resolved (source, name, size,
+ * platform, SOURCE_DATE_EPOCH, working directory, kernels), nothing of the CLI's process.
+ */
+export interface PullParams extends Omit<PullRequest, "stdin" | "signal"> {
   /**
    * Chosen by the client (random), so that it can ask how the pull ended even when it hung up
    * before the daemon's first line reached it.
