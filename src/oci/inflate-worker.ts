@@ -1,41 +1,48 @@
 // The worker side of layer-stream.ts's inflateInWorker: compressed chunks in, decompressed
-// bytes out in whole 1 MiB buffers. Decompression is the longest stage
-// of a warm pull (zstd 0.21 s, gzip ~0.6 s for the Debian layer) and used to run on the same
-// thread as the diff_id hash and the tar parser; here it runs beside them.
+// bytes out in 1 MiB slots. Decompression is the longest stage of a warm pull (zstd 0.21 s,
+// gzip ~0.6 s for the Debian layer) and used to run on the same thread as the diff_id hash and
+// the tar parser; here it runs beside them.
 //
-// Protocol (messages, buffers transferred, never copied across):
-//   in:  start {compression, where, noNativeZstd, skipFrameChecksum} · data {chunk} · end · recycle {buf}
-//   out: consumed {buf?} (one data message fully read: the sender may send another; its
-//        buffer comes back when the decoder is done with it, for the reader to reuse)
-//        out {buf, length} · done · error {message}
-// Output buffers come back through `recycle` once the reader is done with them, so a layer
-// reuses a handful of buffers instead of faulting in a fresh page for every byte it yields.
+// The bytes never move: both sides share two rings of slots (SharedArrayBuffers the reader
+// allocates), and the messages only name slots. Transferring a 1 MiB ArrayBuffer instead cost
+// its sender 50-100 us a message in Bun (600 of them for the Debian layer, ~30 ms on this
+// thread, the one that sets a zstd pull's pace), and every buffer that arrived counted as
+// fresh memory towards the receiver's next collection.
+//
+// Protocol:
+//   in:  start {compression, where, noNativeZstd, skipFrameChecksum, input, inSlot, output, outSlot}
+//        data {slot, length} (compressed bytes in input slot `slot`) · end
+//        recycle {slot} (the reader is done with output slot `slot`)
+//   out: consumed {slot} (the decoder is done with input slot `slot`: the sender may refill it)
+//        out {slot, length} (decompressed bytes in output slot `slot`) · done · error {message}
 import { inflateChunks, type InflateCompression } from "./inflate.ts";
 import { nativeZstdAvailable, ZstdError, ZstdStream } from "./zstd.ts";
 
 declare const self: Worker;
 
 export type ToInflateWorker =
-  | { type: "start"; compression: InflateCompression; where: string; noNativeZstd?: boolean; skipFrameChecksum?: boolean }
-  | { type: "data"; chunk: Uint8Array }
+  | {
+      type: "start";
+      compression: InflateCompression;
+      where: string;
+      noNativeZstd?: boolean;
+      skipFrameChecksum?: boolean;
+      /** The ring the reader fills with compressed bytes, `inSlot` bytes a slot. */
+      input: SharedArrayBuffer;
+      inSlot: number;
+      /** The ring this fills with decompressed bytes, `outSlot` bytes a slot (all of them free at the start). */
+      output: SharedArrayBuffer;
+      outSlot: number;
+    }
+  | { type: "data"; slot: number; length: number }
   | { type: "end" }
-  | { type: "recycle"; buf: ArrayBuffer };
+  | { type: "recycle"; slot: number };
 
 export type FromInflateWorker =
-  | { type: "consumed"; buf?: ArrayBuffer }
-  | { type: "out"; buf: ArrayBuffer; length: number }
+  | { type: "consumed"; slot: number }
+  | { type: "out"; slot: number; length: number }
   | { type: "done" }
   | { type: "error"; message: string };
-
-const OUT_SIZE = 1 << 20;
-/**
- * Output buffers one worker may have out at once: the reader's lag (3) plus room to run ahead
- * while the reader is slow for a while (a stretch of small files). With 8 the zstd worker
- * waited ~30 ms of a Debian pull for buffers; with 16, 10-20 ms. gzip, three times slower to
- * decode, never gets ahead: 8 keep two layers at a time from costing 16 MiB more memory.
- */
-const maxBuffers = (fastDecoder: boolean) => (fastDecoder ? 16 : 8);
-let bufferLimit = maxBuffers(false);
 
 /** Messages that arrive while the worker is busy, as an async queue. */
 class Inbox<T> {
@@ -58,92 +65,102 @@ class Inbox<T> {
   }
 }
 
-const input = new Inbox<Uint8Array | null>();
-const recycled = new Inbox<ArrayBuffer>();
-let allocated = 0;
+/** Input slots with bytes in them (a slot and its length), null at the end. */
+const input = new Inbox<{ slot: number; length: number } | null>();
+/** Output slots free to fill. */
+const free = new Inbox<number>();
 
-function post(msg: FromInflateWorker, transfer: ArrayBuffer[] = []): void {
-  self.postMessage(msg, transfer);
+function post(msg: FromInflateWorker): void {
+  self.postMessage(msg);
 }
 
 self.onmessage = (e: MessageEvent<ToInflateWorker>) => {
   const msg = e.data;
   if (msg.type === "start") void run(msg);
-  else if (msg.type === "data") input.push(msg.chunk);
+  else if (msg.type === "data") input.push(msg);
   else if (msg.type === "end") input.push(null);
-  else recycled.push(msg.buf);
+  else free.push(msg.slot);
 };
 
 /**
- * The compressed chunks as they arrive, each acknowledged once read. `idle` runs whenever no
- * chunk is waiting: a slow download still shows its bytes at once.
+ * The compressed chunks as they arrive (views of their input slots). `idle` runs whenever no
+ * chunk is waiting: a slow download still shows its bytes at once. A chunk's slot goes back
+ * when the decoder asks for the next one: a decoder that may keep a chunk past that point
+ * (node:zlib) gets its own copy (`copy`) and the slot goes back at once.
  */
-async function* received(idle: () => void, giveBack: boolean): AsyncGenerator<Uint8Array> {
+async function* received(ring: SharedArrayBuffer, slotBytes: number, idle: () => void, copy: boolean): AsyncGenerator<Uint8Array> {
   for (;;) {
     if (input.empty) idle();
-    const chunk = await input.next();
-    if (chunk === null) return;
-    yield chunk;
-    // Asked for the next chunk, the decoder is done with this one (when it decodes in place).
-    if (giveBack) post({ type: "consumed", buf: chunk.buffer as ArrayBuffer }, [chunk.buffer as ArrayBuffer]);
-    else post({ type: "consumed" });
+    const next = await input.next();
+    if (next === null) return;
+    const view = new Uint8Array(ring, next.slot * slotBytes, next.length);
+    if (copy) {
+      const own = view.slice();
+      post({ type: "consumed", slot: next.slot });
+      yield own;
+    } else {
+      yield view;
+      post({ type: "consumed", slot: next.slot });
+    }
   }
 }
 
-async function freeBuffer(): Promise<ArrayBuffer> {
-  if (allocated < bufferLimit) {
-    allocated++;
-    return new ArrayBuffer(OUT_SIZE);
-  }
-  return recycled.next();
-}
-
-/** Decompressed bytes gathered into whole buffers; a partial one goes out when input runs dry. */
+/** Decompressed bytes gathered into whole output slots; a partial one goes out when input runs dry. */
 class Output {
-  private buf: Uint8Array | null = null;
+  private slot = -1;
+  private view: Uint8Array | null = null;
   private fill = 0;
+
+  constructor(
+    private readonly ring: SharedArrayBuffer,
+    private readonly slotBytes: number,
+  ) {
+    for (let i = 0; i < ring.byteLength / slotBytes; i++) free.push(i);
+  }
+
   async write(piece: Uint8Array): Promise<void> {
     for (let at = 0; at < piece.length; ) {
       const buf = await this.space();
-      const n = Math.min(piece.length - at, OUT_SIZE - this.fill);
+      const n = Math.min(piece.length - at, buf.length - this.fill);
       buf.set(piece.subarray(at, at + n), this.fill);
       this.advance(n);
       at += n;
     }
   }
-  /** The buffer being filled (room from `filled` on), for a decoder that writes in place. */
+  /** The slot being filled (room from `filled` on), for a decoder that writes in place. */
   async space(): Promise<Uint8Array> {
-    this.buf ??= new Uint8Array(await freeBuffer());
-    return this.buf;
+    if (!this.view) {
+      this.slot = await free.next();
+      this.view = new Uint8Array(this.ring, this.slot * this.slotBytes, this.slotBytes);
+    }
+    return this.view;
   }
   get filled(): number {
     return this.fill;
   }
-  /** `n` more bytes were written into space(); a full buffer goes out. */
+  /** `n` more bytes were written into space(); a full slot goes out. */
   advance(n: number): void {
     this.fill += n;
-    if (this.fill === OUT_SIZE) this.flush();
+    if (this.fill === this.slotBytes) this.flush();
   }
   flush(): void {
-    if (!this.buf || this.fill === 0) return;
-    const buf = this.buf.buffer as ArrayBuffer;
-    post({ type: "out", buf, length: this.fill }, [buf]);
-    this.buf = null;
+    if (!this.view || this.fill === 0) return;
+    post({ type: "out", slot: this.slot, length: this.fill });
+    this.view = null;
     this.fill = 0;
   }
 }
 
 async function run(start: Extract<ToInflateWorker, { type: "start" }>): Promise<void> {
-  const out = new Output();
-  // libzstd reads each chunk whole before it asks for the next, so its chunks can go back for
-  // reuse; node:zlib may still hold one after its write() returns.
+  const out = new Output(start.output, start.outSlot);
+  // libzstd reads each chunk whole before it asks for the next; node:zlib may still hold one
+  // after its write() returns.
   const native = start.compression === "zstd" && nativeZstdAvailable(start.noNativeZstd);
-  bufferLimit = maxBuffers(native);
-  const input = received(() => out.flush(), native);
+  const chunks = received(start.input, start.inSlot, () => out.flush(), !native);
   try {
-    if (native) await zstdInto(input, out, start.where, start.skipFrameChecksum ?? false);
-    // node:zlib's pieces are its own fresh buffers: gathered into the transfer buffers.
-    else for await (const piece of inflateChunks(input, start.compression, start.where, start.noNativeZstd)) await out.write(piece);
+    if (native) await zstdInto(chunks, out, start.where, start.skipFrameChecksum ?? false);
+    // node:zlib's pieces are its own fresh buffers: gathered into the output slots.
+    else for await (const piece of inflateChunks(chunks, start.compression, start.where, start.noNativeZstd)) await out.write(piece);
   } catch (err) {
     post({ type: "error", message: err instanceof Error ? err.message : String(err) });
     return;
@@ -153,7 +170,7 @@ async function run(start: Extract<ToInflateWorker, { type: "start" }>): Promise<
 }
 
 /**
- * libzstd decodes straight into the transfer buffers: copying its output from a ring into them
+ * libzstd decodes straight into the output slots: copying its output from a ring of its own
  * cost this thread ~30 ms for the 226 MB Debian layer, on the stage that sets a zstd pull's pace.
  */
 async function zstdInto(input: AsyncIterable<Uint8Array>, out: Output, where: string, skipFrameChecksum: boolean): Promise<void> {

@@ -107,18 +107,38 @@ function layerWorker(): Worker {
   return s.worker;
 }
 
-/** Compressed chunks a worker may hold before it says it has read them: for zstd enough that reading never holds the decoder up. */
-const maxInFlight = (compression: "gzip" | "zstd") => (compression === "zstd" ? 8 : 4);
-/** A yielded chunk is given back to the worker once this many more have been yielded. */
+/** Input slots (compressed chunks a worker may hold before it says it has read them): for zstd enough that reading never holds the decoder up. */
+const inSlots = (compression: "gzip" | "zstd") => (compression === "zstd" ? 8 : 4);
+/**
+ * Output slots one worker may fill ahead: the reader's lag (3) plus room to run ahead while the
+ * reader is slow for a while (a stretch of small files). With 8 the zstd worker waited ~30 ms of
+ * a Debian pull for a slot; with 16, 10-20 ms. gzip, three times slower to decode, never gets
+ * ahead: 8 keep two layers at a time from costing 8 MiB more memory each.
+ */
+const outSlots = (compression: "gzip" | "zstd") => (compression === "zstd" ? 16 : 8);
+const IN_SLOT = 1 << 20;
+const OUT_SLOT = 1 << 20;
+/** A yielded chunk's slot is given back to the worker once this many more have been yielded. */
 const READER_LAG = 3;
+
+/** A ring of `count` slots of `bytes` each in shared memory, and a view of each. */
+function ring(count: number, bytes: number): { memory: SharedArrayBuffer; slots: Uint8Array[] } {
+  const memory = new SharedArrayBuffer(count * bytes);
+  return { memory, slots: Array.from({ length: count }, (_, i) => new Uint8Array(memory, i * bytes, bytes)) };
+}
 
 /**
  * Decompression on a worker thread (inflate-worker.ts), so that it runs beside the hashes, the
- * tar parser and the writer instead of before them.
+ * tar parser and the writer instead of before them. The bytes pass through two rings of shared
+ * memory (see inflate-worker.ts): each compressed chunk is copied into a free input slot (and
+ * a FileChunks buffer goes straight back to its reader), each decompressed piece is yielded as a
+ * view of its output slot.
  */
 async function* inflateInWorker(src: AsyncIterable<Uint8Array>, compression: "gzip" | "zstd", opts: LayerStreamOptions, reuse: FileChunks | undefined, skipFrameChecksum: boolean): AsyncGenerator<Uint8Array> {
   const worker = layerWorker();
-  const inFlightLimit = maxInFlight(compression);
+  const input = ring(inSlots(compression), IN_SLOT);
+  const output = ring(outSlots(compression), OUT_SLOT);
+  const freeIn = input.slots.map((_, i) => i).reverse();
   // What the worker says, and a failure of the compressed source, in arrival order.
   const inbox: (FromInflateWorker | { type: "source-error"; error: unknown })[] = [];
   const wake = { fn: null as (() => void) | null };
@@ -127,13 +147,11 @@ async function* inflateInWorker(src: AsyncIterable<Uint8Array>, compression: "gz
     wake.fn = null;
     w?.();
   };
-  let inFlight = 0;
   const feedWake = { fn: null as (() => void) | null };
   let stopped = false;
   worker.onmessage = (e: MessageEvent<FromInflateWorker>) => {
     if (e.data.type === "consumed") {
-      inFlight--;
-      if (e.data.buf) reuse?.recycle(e.data.buf);
+      freeIn.push(e.data.slot);
       const w = feedWake.fn;
       feedWake.fn = null;
       w?.();
@@ -146,17 +164,21 @@ async function* inflateInWorker(src: AsyncIterable<Uint8Array>, compression: "gz
     inbox.push({ type: "error", message: `${opts.where}: decompression worker failed: ${e.message}` });
     notify();
   };
-  const send = (msg: ToInflateWorker, transfer: ArrayBuffer[] = []) => worker.postMessage(msg, transfer);
-  send({ type: "start", compression, where: opts.where, noNativeZstd: opts.noNativeZstd, skipFrameChecksum });
+  const send = (msg: ToInflateWorker) => worker.postMessage(msg);
+  send({ type: "start", compression, where: opts.where, noNativeZstd: opts.noNativeZstd, skipFrameChecksum, input: input.memory, inSlot: IN_SLOT, output: output.memory, outSlot: OUT_SLOT });
   const feeder = (async () => {
     try {
       for await (const chunk of src) {
-        while (inFlight >= inFlightLimit && !stopped) await new Promise<void>((resolve) => (feedWake.fn = resolve));
-        if (stopped) return;
-        // A chunk that owns its whole buffer moves to the worker; a view into a larger one is copied.
-        const own = chunk.byteOffset === 0 && chunk.byteLength === chunk.buffer.byteLength && chunk.buffer instanceof ArrayBuffer ? chunk : chunk.slice();
-        inFlight++;
-        send({ type: "data", chunk: own }, [own.buffer as ArrayBuffer]);
+        for (let at = 0; at < chunk.length; ) {
+          while (freeIn.length === 0 && !stopped) await new Promise<void>((resolve) => (feedWake.fn = resolve));
+          if (stopped) return;
+          const slot = freeIn.pop()!;
+          const n = Math.min(IN_SLOT, chunk.length - at);
+          input.slots[slot]!.set(at === 0 && n === chunk.length ? chunk : chunk.subarray(at, at + n));
+          send({ type: "data", slot, length: n });
+          at += n;
+        }
+        reuse?.recycle(chunk.buffer as ArrayBuffer);
       }
       if (!stopped) send({ type: "end" });
     } catch (error) {
@@ -164,7 +186,7 @@ async function* inflateInWorker(src: AsyncIterable<Uint8Array>, compression: "gz
       notify();
     }
   })();
-  const lent: ArrayBuffer[] = [];
+  const lent: number[] = [];
   try {
     for (;;) {
       while (inbox.length === 0) await new Promise<void>((resolve) => (wake.fn = resolve));
@@ -173,12 +195,9 @@ async function* inflateInWorker(src: AsyncIterable<Uint8Array>, compression: "gz
       if (msg.type === "done") return;
       if (msg.type === "error") throw new OciError(msg.message);
       if (msg.type !== "out") continue;
-      lent.push(msg.buf);
-      if (lent.length > READER_LAG) {
-        const buf = lent.shift()!;
-        send({ type: "recycle", buf }, [buf]);
-      }
-      yield new Uint8Array(msg.buf, 0, msg.length);
+      lent.push(msg.slot);
+      if (lent.length > READER_LAG) send({ type: "recycle", slot: lent.shift()! });
+      yield output.slots[msg.slot]!.subarray(0, msg.length);
     }
   } finally {
     stopped = true;
@@ -211,8 +230,8 @@ export function toReadableStream(it: AsyncIterable<Uint8Array>): ReadableStream<
 /**
  * Reads a file (or bytes [start, end) of it) as 1 MiB chunks, each in a buffer of its own
  * (decompressors may hold on to their input), or in one given back with recycle(): the layer
- * worker returns each chunk once libzstd has read it, which spares faulting in a fresh 1 MiB
- * for every MiB of the blob. Plain positional reads: Bun's file stream cost ~200 ms of this
+ * reader gives each chunk back once it has copied it into its worker's shared memory, which
+ * spares faulting in a fresh 1 MiB for every MiB of the blob. Plain positional reads: Bun's file stream cost ~200 ms of this
  * thread for a 75 MB blob, in its stream machinery rather than in reading. `file` is a path, or
  * an open descriptor (a spool, which has no name) that is left open.
  */
