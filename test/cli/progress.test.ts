@@ -150,9 +150,10 @@ test("TTY renderer: lines are cut to the terminal width so redraws stay aligned"
 });
 
 test("pickRenderer: quiet, TTY and plain", () => {
-  expect(pickRenderer({ quiet: true, stream: capture(true) })).toBeInstanceOf(QuietRenderer);
-  expect(pickRenderer({ stream: capture(true) })).toBeInstanceOf(TtyRenderer);
-  expect(pickRenderer({ stream: capture(false) })).toBeInstanceOf(PlainRenderer);
+  // A quiet pull never asks for the stream (building process.stderr loads node:stream).
+  expect(pickRenderer({ quiet: true, stream: () => expect.unreachable("stream asked for") })).toBeInstanceOf(QuietRenderer);
+  expect(pickRenderer({ stream: () => capture(true) })).toBeInstanceOf(TtyRenderer);
+  expect(pickRenderer({ stream: () => capture(false) })).toBeInstanceOf(PlainRenderer);
   expect(formatBytes(1023)).toBe("1023 B");
   expect(formatBytes(1536)).toBe("1.5 KiB");
   expect(formatBytes(3 * 1024 ** 3)).toBe("3.0 GiB");

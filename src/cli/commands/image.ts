@@ -76,7 +76,7 @@ export const imagePullCommand: Command = {
     const kernelFallbackRef = kernelFile === undefined || kernelRef !== undefined ? undefined : await registerKernelFiles(kernelFile, option(args, "initrd"), option(args, "modules"), quiet);
     const params = { source: source!, name: option(args, "name"), sizeBytes, platform, timestamp, cwd: process.cwd(), ...(kernelRef !== undefined && { kernelRef }), ...(kernelFallbackRef !== undefined && { kernelFallbackRef }) };
     return withImages(quiet, async (images) => {
-      const renderer = pickRenderer({ quiet, stream: process.stderr });
+      const renderer = pickRenderer({ quiet, stream: () => process.stderr });
       const ac = new AbortController();
       let interrupts = 0;
       // 128 + the signal number, as a shell reports a process killed by it.
