@@ -2,7 +2,7 @@
 // and the config's diff_id checked while the bytes flow. A mismatch is an error raised at
 // the end of the stream, before the consumer sees end-of-data, so a bad layer can never be
 // mistaken for a good one.
-import { fstatSync, read } from "node:fs";
+import { closeSync, fstatSync, openSync, read, readSync } from "node:fs";
 import fs from "node:fs/promises";
 import { DigestWriter } from "./digest.ts";
 import type { DiffIdMemo } from "./diffid-memo.ts";
@@ -59,19 +59,20 @@ async function* verified(src: AsyncIterable<Uint8Array>, expected: string, what:
 export function layerChunks(compressed: AsyncIterable<Uint8Array>, opts: LayerStreamOptions): AsyncIterable<Uint8Array> {
   const { compression, digest, diffId, where } = opts;
   const checkBlob = digest !== undefined && !opts.blobVerified;
-  let s: AsyncIterable<Uint8Array> = compressed;
-  if (checkBlob) s = verified(s, digest, "blob digest", where);
   if (compression === "none") {
     // One stream of bytes: its digest is both (checked once when they agree).
+    const s = checkBlob ? verified(compressed, digest, "blob digest", where) : compressed;
     const provenAs = checkBlob || opts.blobVerified ? digest : undefined;
     return diffId && diffId !== provenAs ? verified(s, diffId, "diff_id (uncompressed digest)", where) : s;
   }
   const memo = opts.diffIds;
   const checkDiffId = diffId !== undefined && !(digest !== undefined && memo?.known(compression, digest) === diffId);
-  const reuse = compressed instanceof FileChunks ? compressed : undefined;
   // A sha256 over these very bytes makes zstd's own frame checksums redundant.
   const hashed = checkBlob || checkDiffId;
-  s = opts.inflateInline ? inflateChunks(s, compression, where, opts.noNativeZstd) : inflateInWorker(s, compression, opts, reuse, hashed);
+  let s: AsyncIterable<Uint8Array>;
+  if (opts.inflateInline) s = inflateChunks(checkBlob ? verified(compressed, digest, "blob digest", where) : compressed, compression, where, opts.noNativeZstd);
+  else if (compressed instanceof FileChunks) s = inflateInWorker({ file: compressed.range, blobDigest: checkBlob ? digest : undefined }, compression, opts, hashed);
+  else s = inflateInWorker({ chunks: checkBlob ? verified(compressed, digest, "blob digest", where) : compressed }, compression, opts, hashed);
   if (!checkDiffId) return s;
   // Recorded only for a blob proven here or before: both digests then hold for these bytes.
   const record = digest !== undefined && memo ? () => memo.remember(compression, digest, diffId) : undefined;
@@ -109,16 +110,19 @@ function layerWorker(): Worker {
 
 /** Input slots (compressed chunks a worker may hold before it says it has read them): for zstd enough that reading never holds the decoder up. */
 const inSlots = (compression: "gzip" | "zstd") => (compression === "zstd" ? 8 : 4);
-/**
- * Output slots one worker may fill ahead: the reader's lag (3) plus room to run ahead while the
- * reader is slow for a while (a stretch of small files). With 8 the zstd worker waited ~30 ms of
- * a Debian pull for a slot; with 16, 10-20 ms. gzip, three times slower to decode, never gets
- * ahead: 8 keep two layers at a time from costing 8 MiB more memory each.
- */
-const outSlots = (compression: "gzip" | "zstd") => (compression === "zstd" ? 16 : 8);
 const IN_SLOT = 1 << 20;
-const OUT_SLOT = 1 << 20;
-/** A yielded chunk's slot is given back to the worker once this many more have been yielded. */
+/**
+ * The output ring: the reader's lag (3 pieces) plus room for the decoder to run ahead while the
+ * reader is slow for a while (a stretch of small files). With 8 MiB the zstd worker waited
+ * ~30 ms of a Debian pull for room; with 16, 10-20 ms. gzip, three times slower to decode,
+ * never gets ahead: 8 MiB keep two layers at a time from costing 8 MiB more memory each. zstd's
+ * block decoder keeps a frame's window in it too (frames with larger windows are decoded by the
+ * streaming decoder: see inflate-worker.ts).
+ */
+const outRing = (compression: "gzip" | "zstd") => (compression === "zstd" ? 16 : 8) << 20;
+/** About how many bytes a yielded piece holds. */
+const PIECE = 1 << 20;
+/** A yielded piece's bytes are given back to the worker once this many more have been yielded. */
 const READER_LAG = 3;
 
 /** A ring of `count` slots of `bytes` each in shared memory, and a view of each. */
@@ -128,17 +132,25 @@ function ring(count: number, bytes: number): { memory: SharedArrayBuffer; slots:
 }
 
 /**
- * Decompression on a worker thread (inflate-worker.ts), so that it runs beside the hashes, the
- * tar parser and the writer instead of before them. The bytes pass through two rings of shared
- * memory (see inflate-worker.ts): each compressed chunk is copied into a free input slot (and
- * a FileChunks buffer goes straight back to its reader), each decompressed piece is yielded as a
- * view of its output slot.
+ * What a layer worker decompresses: chunks this thread copies into its input slots, or a file
+ * it reads itself (a blob in a layout or the cache, a docker-archive member), whose blob digest,
+ * if given, this thread checks over the very bytes the worker read.
  */
-async function* inflateInWorker(src: AsyncIterable<Uint8Array>, compression: "gzip" | "zstd", opts: LayerStreamOptions, reuse: FileChunks | undefined, skipFrameChecksum: boolean): AsyncGenerator<Uint8Array> {
-  const worker = layerWorker();
+type WorkerInput = { chunks: AsyncIterable<Uint8Array> } | { file: FileRange; blobDigest: string | undefined };
+
+/**
+ * Decompression on a worker thread (inflate-worker.ts), so that it runs beside the hashes, the
+ * tar parser and the writer instead of before them. The bytes pass through shared memory (see
+ * inflate-worker.ts): compressed chunks through input slots, each decompressed piece yielded as
+ * a view of the output ring.
+ */
+async function* inflateInWorker(src: WorkerInput, compression: "gzip" | "zstd", opts: LayerStreamOptions, skipFrameChecksum: boolean): AsyncGenerator<Uint8Array> {
+  const { where } = opts;
   const input = ring(inSlots(compression), IN_SLOT);
-  const output = ring(outSlots(compression), OUT_SLOT);
-  const freeIn = input.slots.map((_, i) => i).reverse();
+  const output = new Uint8Array(new SharedArrayBuffer(outRing(compression)));
+  const file = "file" in src ? openRange(src.file) : null;
+  const blobHash = "file" in src && src.blobDigest !== undefined ? new DigestWriter() : null;
+  const worker = layerWorker();
   // What the worker says, and a failure of the compressed source, in arrival order.
   const inbox: (FromInflateWorker | { type: "source-error"; error: unknown })[] = [];
   const wake = { fn: null as (() => void) | null };
@@ -147,64 +159,132 @@ async function* inflateInWorker(src: AsyncIterable<Uint8Array>, compression: "gz
     wake.fn = null;
     w?.();
   };
-  const feedWake = { fn: null as (() => void) | null };
-  let stopped = false;
-  worker.onmessage = (e: MessageEvent<FromInflateWorker>) => {
-    if (e.data.type === "consumed") {
-      freeIn.push(e.data.slot);
-      const w = feedWake.fn;
-      feedWake.fn = null;
-      w?.();
-      return;
-    }
-    inbox.push(e.data);
-    notify();
-  };
-  worker.onerror = (e: ErrorEvent) => {
-    inbox.push({ type: "error", message: `${opts.where}: decompression worker failed: ${e.message}` });
-    notify();
-  };
   const send = (msg: ToInflateWorker) => worker.postMessage(msg);
-  send({ type: "start", compression, where: opts.where, noNativeZstd: opts.noNativeZstd, skipFrameChecksum, input: input.memory, inSlot: IN_SLOT, output: output.memory, outSlot: OUT_SLOT });
-  const feeder = (async () => {
-    try {
-      for await (const chunk of src) {
-        for (let at = 0; at < chunk.length; ) {
-          while (freeIn.length === 0 && !stopped) await new Promise<void>((resolve) => (feedWake.fn = resolve));
-          if (stopped) return;
-          const slot = freeIn.pop()!;
-          const n = Math.min(IN_SLOT, chunk.length - at);
-          input.slots[slot]!.set(at === 0 && n === chunk.length ? chunk : chunk.subarray(at, at + n));
-          send({ type: "data", slot, length: n });
-          at += n;
-        }
-        reuse?.recycle(chunk.buffer as ArrayBuffer);
-      }
-      if (!stopped) send({ type: "end" });
-    } catch (error) {
-      inbox.push({ type: "source-error", error });
+  const feeder = "chunks" in src ? new SlotFeeder(src.chunks, input.slots, send) : null;
+  worker.onmessage = (e: MessageEvent<FromInflateWorker>) => {
+    const msg = e.data;
+    if (msg.type === "consumed") feeder?.freed(msg.slot);
+    else if (msg.type === "read") {
+      blobHash?.update(input.slots[msg.slot]!.subarray(0, msg.length));
+      send({ type: "hashed", slot: msg.slot });
+    } else {
+      inbox.push(msg);
       notify();
     }
-  })();
+  };
+  worker.onerror = (e: ErrorEvent) => {
+    inbox.push({ type: "error", message: `${where}: decompression worker failed: ${e.message}` });
+    notify();
+  };
+  const workerFile = file && { fd: file.fd, start: file.start, end: file.end, label: file.label, hashed: blobHash !== null };
+  send({ type: "start", compression, where, noNativeZstd: opts.noNativeZstd, skipFrameChecksum, input: input.memory, inSlot: IN_SLOT, output: output.buffer as SharedArrayBuffer, piece: PIECE, ...(workerFile && { file: workerFile }) });
+  const fed = feeder?.run().catch((error: unknown) => {
+    inbox.push({ type: "source-error", error });
+    notify();
+  });
+  /** Where each piece still lent to the reader ends. */
   const lent: number[] = [];
   try {
     for (;;) {
       while (inbox.length === 0) await new Promise<void>((resolve) => (wake.fn = resolve));
       const msg = inbox.shift()!;
       if (msg.type === "source-error") throw msg.error;
-      if (msg.type === "done") return;
-      if (msg.type === "error") throw new OciError(msg.message);
+      // Bytes that fail to decode may be a blob that is not what its digest says: that is the
+      // error then (the rest of the file hashed here, from where the worker stopped reading).
+      if (msg.type === "error") throw (file && blobHash && "file" in src && blobMismatch(file, blobHash, src.blobDigest!, where)) || new OciError(msg.message);
+      if (msg.type === "done") break;
       if (msg.type !== "out") continue;
-      lent.push(msg.slot);
-      if (lent.length > READER_LAG) send({ type: "recycle", slot: lent.shift()! });
-      yield output.slots[msg.slot]!.subarray(0, msg.length);
+      lent.push(msg.start + msg.length);
+      if (lent.length > READER_LAG) send({ type: "recycle", upTo: lent.shift()! });
+      const at = msg.start % output.length;
+      yield output.subarray(at, at + msg.length);
+    }
+    if (file && blobHash && "file" in src) {
+      const mismatch = blobMismatch(file, blobHash, src.blobDigest!, where);
+      if (mismatch) throw mismatch;
     }
   } finally {
-    stopped = true;
-    feedWake.fn?.();
+    feeder?.stop();
     worker.terminate();
+    // Closed once the worker is gone: it may be inside a read of it until then.
+    if (file?.owned) worker.addEventListener("close", () => closeSync(file.fd), { once: true });
     // A feeder still waiting on its source (a download that stalls) ends on its own later.
-    void feeder.catch(() => {});
+    void fed;
+  }
+}
+
+/**
+ * The blob digest error, if the file's range does not hash to `expected`; null when it does.
+ * `hash` has the bytes from the range's start on: what is left of the range is read here.
+ */
+function blobMismatch(file: { fd: number; start: number; end: number }, hash: DigestWriter, expected: string, where: string): OciDigestMismatchError | null {
+  const buf = Buffer.allocUnsafe(Math.min(1 << 20, Math.max(1, file.end - file.start - hash.bytes)));
+  for (let pos = file.start + hash.bytes; pos < file.end; ) {
+    const n = readSync(file.fd, buf, 0, Math.min(buf.length, file.end - pos), pos);
+    if (n === 0) break;
+    hash.update(buf.subarray(0, n));
+    pos += n;
+  }
+  const got = hash.digest();
+  return got === expected ? null : new OciDigestMismatchError(`${where}: blob digest mismatch: expected ${expected}, the ${hash.bytes} bytes read hash to ${got}`, { digest: expected });
+}
+
+/** Copies compressed chunks into the input slots the worker has given back, and says so. */
+class SlotFeeder {
+  private readonly free: number[];
+  private wake: (() => void) | null = null;
+  private stopped = false;
+
+  constructor(
+    private readonly src: AsyncIterable<Uint8Array>,
+    private readonly slots: Uint8Array[],
+    private readonly send: (msg: ToInflateWorker) => void,
+  ) {
+    this.free = slots.map((_, i) => i).reverse();
+  }
+
+  freed(slot: number): void {
+    this.free.push(slot);
+    this.wakeUp();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.wakeUp();
+  }
+
+  async run(): Promise<void> {
+    for await (const chunk of this.src) {
+      for (let at = 0; at < chunk.length; ) {
+        while (this.free.length === 0 && !this.stopped) await new Promise<void>((resolve) => (this.wake = resolve));
+        if (this.stopped) return;
+        const slot = this.free.pop()!;
+        const n = Math.min(this.slots[slot]!.length, chunk.length - at);
+        this.slots[slot]!.set(at === 0 && n === chunk.length ? chunk : chunk.subarray(at, at + n));
+        this.send({ type: "data", slot, length: n });
+        at += n;
+      }
+    }
+    if (!this.stopped) this.send({ type: "end" });
+  }
+
+  private wakeUp(): void {
+    const w = this.wake;
+    this.wake = null;
+    w?.();
+  }
+}
+
+/** A file's byte range to read, the file opened here (descriptors are shared with workers). */
+function openRange(range: FileRange): { fd: number; owned: boolean; start: number; end: number; label: string } {
+  const owned = typeof range.file === "string";
+  const fd = typeof range.file === "string" ? openSync(range.file, "r") : range.file;
+  try {
+    const end = range.end ?? fstatSync(fd).size;
+    return { fd, owned, start: range.start, end, label: typeof range.file === "string" ? range.file : `descriptor ${range.file}` };
+  } catch (err) {
+    if (owned) closeSync(fd);
+    throw err;
   }
 }
 
@@ -229,33 +309,33 @@ export function toReadableStream(it: AsyncIterable<Uint8Array>): ReadableStream<
 
 /**
  * Reads a file (or bytes [start, end) of it) as 1 MiB chunks, each in a buffer of its own
- * (decompressors may hold on to their input), or in one given back with recycle(): the layer
- * reader gives each chunk back once it has copied it into its worker's shared memory, which
- * spares faulting in a fresh 1 MiB for every MiB of the blob. Plain positional reads: Bun's file stream cost ~200 ms of this
- * thread for a 75 MB blob, in its stream machinery rather than in reading. `file` is a path, or
+ * (decompressors may hold on to their input). Plain positional reads: Bun's file stream cost
+ * ~200 ms of this thread for a 75 MB blob, in its stream machinery rather than in reading. A
+ * compressed layer's worker reads the file itself instead (see `range`). `file` is a path, or
  * an open descriptor (a spool, which has no name) that is left open.
  */
+export interface FileRange {
+  /** A path, or an open descriptor (left open). */
+  file: string | number;
+  start: number;
+  /** Default: the file's end. */
+  end: number | undefined;
+}
+
 export function fileChunks(file: string | number, start = 0, end?: number): FileChunks {
   return new FileChunks(file, start, end);
 }
 
 export class FileChunks implements AsyncIterable<Uint8Array> {
-  private readonly spare: ArrayBuffer[] = [];
-
   constructor(
     private readonly file: string | number,
     private readonly start: number,
     private readonly end: number | undefined,
   ) {}
 
-  /** A chunk's buffer that nobody uses any more. */
-  recycle(buf: ArrayBuffer): void {
-    if (buf.byteLength === FILE_CHUNK && this.spare.length < 16) this.spare.push(buf);
-  }
-
-  private buffer(size: number): Buffer {
-    const spare = size === FILE_CHUNK ? this.spare.pop() : undefined;
-    return spare ? Buffer.from(spare) : Buffer.allocUnsafeSlow(size);
+  /** The file and the bytes of it these chunks are, for a reader of its own (a layer worker). */
+  get range(): FileRange {
+    return { file: this.file, start: this.start, end: this.end };
   }
 
   async *[Symbol.asyncIterator](): AsyncGenerator<Uint8Array> {
@@ -268,7 +348,7 @@ export class FileChunks implements AsyncIterable<Uint8Array> {
     try {
       const stop = this.end ?? (owned ? (await owned.stat()).size : fstatSync(file as number).size);
       for (let pos = this.start; pos < stop; ) {
-        const buf = this.buffer(Math.min(FILE_CHUNK, stop - pos));
+        const buf = Buffer.allocUnsafeSlow(Math.min(FILE_CHUNK, stop - pos));
         const bytesRead = await readInto(buf, pos);
         if (bytesRead === 0) throw new OciError(`${label}: file ends at byte ${pos}, expected ${stop}`);
         pos += bytesRead;

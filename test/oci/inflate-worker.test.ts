@@ -94,29 +94,53 @@ describe("decompression on a worker thread", () => {
     expect(sourceClosed).toBe(true);
   });
 
-  test("a zstd blob read from a file reuses the read buffers the worker gives back, and every byte still matches", async () => {
-    // 12 MiB of noise stays ~12 MiB compressed: more 1 MiB reads than the worker holds at once
-    // (8), so buffers come back and are read into again while the layer is still being read.
-    const noise = concat(Array.from({ length: 12 }, () => crypto.getRandomValues(new Uint8Array(1 << 20))));
-    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "banger-chunks-")), "blob");
-    const compressed = new Uint8Array(zlib.zstdCompressSync(noise));
-    fs.writeFileSync(file, compressed);
-    let given = 0;
-    const chunks = fileChunks(file);
-    const recycle = chunks.recycle.bind(chunks);
-    chunks.recycle = (buf) => {
-      given++;
-      recycle(buf);
-    };
-    try {
-      expect(chunks).toBeInstanceOf(FileChunks);
-      const out = await collect(layerChunks(chunks, { compression: "zstd", where: "w", digest: sha256Digest(compressed), diffId: sha256Digest(noise) }));
-      expect(out).toEqual(noise);
-      expect(given).toBeGreaterThan(8);
-    } finally {
-      fs.rmSync(path.dirname(file), { recursive: true, force: true });
-    }
-  });
+  for (const compression of ["zstd", "gzip"] as const) {
+    test(`${compression}: a blob in a file is read by the worker itself, its digest checked here over the very bytes read`, async () => {
+      // 12 MiB of noise stays ~12 MiB compressed: more 1 MiB reads than the worker has slots
+      // for (8 or 4), so slots are hashed here and read into again while the layer is decoded.
+      const noise = concat(Array.from({ length: 12 }, () => crypto.getRandomValues(new Uint8Array(1 << 20))));
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), "banger-chunks-"));
+      const file = path.join(dir, "blob");
+      const compressed = new Uint8Array(compression === "zstd" ? zlib.zstdCompressSync(noise) : zlib.gzipSync(noise));
+      fs.writeFileSync(file, compressed);
+      // No chunk of it passes through this thread.
+      const untouched = (c: FileChunks) => Object.assign(c, { [Symbol.asyncIterator]: () => expect.unreachable("file chunks read on the main thread") });
+      try {
+        const out = await collect(layerChunks(untouched(fileChunks(file)), { compression, where: "w", digest: sha256Digest(compressed), diffId: sha256Digest(noise) }));
+        expect(out).toEqual(noise);
+        // A byte range of a larger file (a docker-archive member) and an open descriptor (a spool).
+        fs.writeFileSync(file, concat([new Uint8Array(777), compressed, new Uint8Array(99)]));
+        const fd = fs.openSync(file, "r");
+        try {
+          const ranged = await collect(layerChunks(untouched(fileChunks(fd, 777, 777 + compressed.length)), { compression, where: "w", digest: sha256Digest(compressed) }));
+          expect(ranged).toEqual(noise);
+          // Still open: the descriptor is the caller's.
+          expect(fs.fstatSync(fd).size).toBe(777 + compressed.length + 99);
+        } finally {
+          fs.closeSync(fd);
+        }
+        // The digest of other bytes: the same typed error as in-line, after the last byte.
+        const other = sha256Digest(new Uint8Array([1]));
+        const err = await collect(layerChunks(fileChunks(file, 777, 777 + compressed.length), { compression, where: "layer 2 of x", digest: other })).catch((e: unknown) => e);
+        expect(err).toBeInstanceOf(OciDigestMismatchError);
+        expect((err as Error).message).toBe(`layer 2 of x: blob digest mismatch: expected ${other}, the ${compressed.length} bytes read hash to ${sha256Digest(compressed)}`);
+        // A flipped byte that breaks decoding is still reported as what it is: a blob that is not
+        // what its digest says (the rest of the file hashed after the worker stopped).
+        const flipped = new Uint8Array(fs.readFileSync(file));
+        flipped[777 + (compressed.length >> 1)]! ^= 0x5a;
+        fs.writeFileSync(file, flipped);
+        const broken = await collect(layerChunks(fileChunks(file, 777, 777 + compressed.length), { compression, where: "w", digest: sha256Digest(compressed) })).catch((e: unknown) => e);
+        expect(broken).toBeInstanceOf(OciDigestMismatchError);
+        expect((broken as Error).message).toContain(`the ${compressed.length} bytes read hash to`);
+        // A file cut short of the range: named, with where it ended.
+        fs.truncateSync(file, 777 + compressed.length - 5000);
+        const short = await collect(layerChunks(fileChunks(file, 777, 777 + compressed.length), { compression, where: "w" })).catch((e: unknown) => e);
+        expect((short as Error).message).toBe(`${file}: file ends at byte ${777 + compressed.length - 5000}, expected ${777 + compressed.length}`);
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  }
 
   test("zstd's frame checksum is left to the sha256 that covers the same bytes, and checked where none does", async () => {
     // zlib's zstd writes a content checksum when asked: the frame's last 4 bytes.

@@ -2,8 +2,8 @@
 import { describe, expect, test } from "bun:test";
 import zlib from "node:zlib";
 import { layerChunks } from "../../src/oci/layer-stream.ts";
-import { nativeZstdAvailable, zstdDecompressNative } from "../../src/oci/zstd.ts";
-import { IN_CI } from "../helpers/env.ts";
+import { nativeZstdAvailable, ZstdBlockDecoder, zstdDecompressNative } from "../../src/oci/zstd.ts";
+import { IN_CI, testWith } from "../helpers/env.ts";
 import { concat } from "../helpers/oci-images.ts";
 
 async function* pieces(bytes: Uint8Array, size: number): AsyncGenerator<Uint8Array> {
@@ -54,5 +54,41 @@ describe("native zstd", () => {
     const out = await collect(layerChunks(pieces(frame.subarray(0, 1000), 512), { compression: "zstd", where: "x", noNativeZstd: true })).catch((e: unknown) => e);
     // If Bun starts reporting it, this test tells us the fallback became safe on its own.
     expect(out).toBeInstanceOf(Uint8Array);
+  });
+
+  test("libzstd's buffer-less API loads where the streaming one does (the layer worker's block decoder)", () => {
+    const dec = nativeZstdAvailable() ? ZstdBlockDecoder.create() : null;
+    if (IN_CI || process.platform === "linux") expect(dec).not.toBeNull();
+    dec?.free();
+  });
+
+  testWith({ tools: ["zstd"] }, "the layer worker: frames of every kind, input cut anywhere, the same bytes as in-line", async () => {
+    // Block-decoded frames (windows the worker's 16 MiB ring keeps) around a skippable frame
+    // and a 128 MiB-window frame (--long=27, from a pipe: no content size), which hands the
+    // rest of the stream to the streaming decoder; 20 MiB in one 2 MiB-window frame, which
+    // wraps around the ring while matches still reach back across its end.
+    const a = data.subarray(0, 1_500_000);
+    const b = data.subarray(200_000, 3_300_000);
+    const longWindow = Bun.spawnSync(["zstd", "-q", "-c", "--long=27", "-"], { stdin: b });
+    expect(longWindow.exitCode).toBe(0);
+    const skippable = concat([new Uint8Array([0x50, 0x2a, 0x4d, 0x18, 5, 0, 0, 0]), new TextEncoder().encode("hello")]);
+    const fromPipe = Bun.spawnSync(["zstd", "-q", "-c", "-3", "-"], { stdin: data });
+    const big = concat([data, data, data, data, data, data]);
+    const cases: [Uint8Array, Uint8Array][] = [
+      [concat([new Uint8Array(zlib.zstdCompressSync(a)), skippable, fromPipe.stdout, new Uint8Array(zlib.zstdCompressSync(b))]), concat([a, data, b])],
+      [concat([fromPipe.stdout, longWindow.stdout, new Uint8Array(zlib.zstdCompressSync(a))]), concat([data, b, a])],
+      [new Uint8Array(zlib.zstdCompressSync(big)), big],
+    ];
+    for (const [blob, want] of cases) {
+      for (const size of [7, 4093, 1 << 20, blob.length]) {
+        const inline = await collect(layerChunks(pieces(blob, size), { compression: "zstd", where: "x", inflateInline: true }));
+        expect(inline).toEqual(want);
+        expect(await collect(layerChunks(pieces(blob, size), { compression: "zstd", where: "x" }))).toEqual(want);
+      }
+    }
+    // Cut inside a block-decoded frame: truncated, not short.
+    const cut = fromPipe.stdout.subarray(0, fromPipe.stdout.length >> 1);
+    const err = await collect(layerChunks(pieces(cut, 4093), { compression: "zstd", where: "layer 1 of y" })).catch((e: unknown) => e);
+    expect((err as Error).message).toBe("layer 1 of y: zstd decompression failed: the compressed stream ends inside a frame (truncated)");
   });
 });
