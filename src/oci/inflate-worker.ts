@@ -357,8 +357,8 @@ async function run(start: Extract<ToInflateWorker, { type: "start" }>): Promise<
   const input = new InputQueue(feed, start.input, start.inSlot, () => out.flush());
   try {
     if (start.compression === "zstd" && nativeZstdAvailable(start.noNativeZstd)) await zstdInto(input, out, start.skipFrameChecksum ?? false);
-    // node:zlib may keep a chunk after its write() returns: it gets copies.
-    else for await (const piece of inflateChunks(copies(input), start.compression, start.where, start.noNativeZstd)) await out.write(piece);
+    // node:zlib is done with a chunk when it asks for the next (inflate.ts): views of the slots.
+    else for await (const piece of inflateChunks(views(input), start.compression, start.where, start.noNativeZstd)) await out.write(piece);
   } catch (err) {
     const message = err instanceof ZstdError ? `${start.where}: zstd decompression failed: ${err.message.replace(/^zstd: /, "")}` : err instanceof Error ? err.message : String(err);
     post({ type: "error", message });
@@ -368,11 +368,11 @@ async function run(start: Extract<ToInflateWorker, { type: "start" }>): Promise<
   post({ type: "done" });
 }
 
-/** The input slots' bytes as chunks of their own. */
-async function* copies(input: InputQueue): AsyncGenerator<Uint8Array> {
+/** The input slots' bytes as chunks, each valid until the next is asked for. */
+async function* views(input: InputQueue): AsyncGenerator<Uint8Array> {
   for (let chunk = await input.current(); chunk !== null; chunk = await input.current()) {
     input.consume(chunk.length);
-    yield chunk.slice();
+    yield chunk;
   }
 }
 

@@ -80,7 +80,8 @@ describe("native zstd", () => {
       [new Uint8Array(zlib.zstdCompressSync(big)), big],
     ];
     for (const [blob, want] of cases) {
-      for (const size of [7, 4093, 1 << 20, blob.length]) {
+      // 7-byte pieces: a frame header and blocks spread over many slots (not for 20 MiB: 3 M pieces).
+      for (const size of [...(blob.length < 4 << 20 ? [7] : []), 4093, 1 << 20, blob.length]) {
         const inline = await collect(layerChunks(pieces(blob, size), { compression: "zstd", where: "x", inflateInline: true }));
         expect(inline).toEqual(want);
         expect(await collect(layerChunks(pieces(blob, size), { compression: "zstd", where: "x" }))).toEqual(want);
@@ -90,5 +91,5 @@ describe("native zstd", () => {
     const cut = fromPipe.stdout.subarray(0, fromPipe.stdout.length >> 1);
     const err = await collect(layerChunks(pieces(cut, 4093), { compression: "zstd", where: "layer 1 of y" })).catch((e: unknown) => e);
     expect((err as Error).message).toBe("layer 1 of y: zstd decompression failed: the compressed stream ends inside a frame (truncated)");
-  });
+  }, 60_000);
 });
