@@ -108,18 +108,22 @@ function layerWorker(): Worker {
   return s.worker;
 }
 
-/** Input slots (compressed chunks a worker may hold before it says it has read them): for zstd enough that reading never holds the decoder up. */
-const inSlots = (compression: "gzip" | "zstd") => (compression === "zstd" ? 8 : 4);
+/**
+ * Input slots (compressed chunks a worker may hold before it gives them back): for zstd enough
+ * that reading never holds the decoder up. gzip, three times slower to decode, never waits
+ * for input: 2 slots and a 4 MiB output ring (the reader's lag and one piece) took the 5-layer
+ * Debian pull's peak RSS from 254-290 to 225-246 MiB against 4 and 8 MiB, no slower.
+ */
+const inSlots = (compression: "gzip" | "zstd") => (compression === "zstd" ? 8 : 2);
 const IN_SLOT = 1 << 20;
 /**
  * The output ring: the reader's lag (3 pieces) plus room for the decoder to run ahead while the
  * reader is slow for a while (a stretch of small files). With 8 MiB the zstd worker waited
- * ~30 ms of a Debian pull for room; with 16, 10-20 ms. gzip, three times slower to decode,
- * never gets ahead: 8 MiB keep two layers at a time from costing 8 MiB more memory each. zstd's
- * block decoder keeps a frame's window in it too (frames with larger windows are decoded by the
- * streaming decoder: see inflate-worker.ts).
+ * ~30 ms of a Debian pull for room; with 16, 10-20 ms. zstd's block decoder keeps a frame's
+ * window in it too (frames with larger windows are decoded by the streaming decoder: see
+ * inflate-worker.ts).
  */
-const outRing = (compression: "gzip" | "zstd") => (compression === "zstd" ? 16 : 8) << 20;
+const outRing = (compression: "gzip" | "zstd") => (compression === "zstd" ? 16 : 4) << 20;
 /** About how many bytes a yielded piece holds. */
 const PIECE = 1 << 20;
 /** A yielded piece's bytes are given back to the worker once this many more have been yielded. */
