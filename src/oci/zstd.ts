@@ -41,7 +41,7 @@ const D_FORCE_IGNORE_CHECKSUM = 1002;
 /**
  * One zstd stream (any number of frames) decoded call by call into memory the caller owns:
  * each step() moves the input and output positions on, so a consumer can decode straight
- * into the buffers it hands on (the layer worker's transfer buffers) instead of copying.
+ * into the memory it hands on (the layer worker's output ring) instead of copying.
  */
 export class ZstdStream {
   private readonly z: LibZstd;
