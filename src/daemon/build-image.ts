@@ -27,8 +27,8 @@ import { writeWorkSeed } from "./work-seed.ts";
 /** What makes a pulled image a banger guest (src/inject). */
 export interface GuestSetup {
   assets: GuestAssets;
-  /** The authorized_keys content for root (banger's public key). */
-  authorizedKeys: string;
+  /** The authorized_keys content for root (banger's public key), awaited when the guest files are added. */
+  authorizedKeys: string | Promise<string>;
   /** Where to write the work seed (beside the rootfs); none when absent. */
   workSeedOut?: string;
   /** An attached kernel's modules tree: the guest's boot modules go into /lib/modules. */
@@ -106,7 +106,7 @@ export async function buildRootfs(req: BuildRequest): Promise<BuildResult> {
     req.progress?.({ type: "phase", phase: "merge" });
     mergeLayers(image, layers, merger);
     const sources = layers.map((l) => l.source);
-    const guest = req.guest ? addGuestLayer(merger, req.guest, image, sources) : null;
+    const guest = req.guest ? addGuestLayer(merger, { ...req.guest, authorizedKeys: await req.guest.authorizedKeys }, image, sources) : null;
     checkAborted(req.signal, image.source);
     req.progress?.({ type: "phase", phase: "write" });
     const stats = await writer.finish(merger.root, sources, imageIdentity(image));
@@ -294,7 +294,7 @@ function imageTime(image: ResolvedImage): Timestamp {
 }
 
 /** Decides the boot path from the merged tree, then merges the guest files as the top layer. */
-function addGuestLayer(merger: LayerMerger, setup: GuestSetup, image: ResolvedImage, sources: ByteSource[]): AddedGuest {
+function addGuestLayer(merger: LayerMerger, setup: GuestSetup & { authorizedKeys: string }, image: ResolvedImage, sources: ByteSource[]): AddedGuest {
   const choice = detectInit(merger.root);
   // Asked before the guest layer, which makes a /root for the SSH key where the image has none.
   const rootHome = merger.root.children!.get("root");

@@ -14,7 +14,7 @@ import { formatPlatform, hostPlatform, prestartLayerWorker } from "../oci/index.
 import { installBundleImage } from "./bundle-install.ts";
 import type { CatalogImage } from "./catalog.ts";
 import type { GuestAssets } from "../inject/index.ts";
-import type { BuildResult, BuildSettings, RootfsBuilderFn } from "./build-image.ts";
+import type { BuildResult, BuildSettings, GuestSetup, RootfsBuilderFn } from "./build-image.ts";
 import type { PullListener } from "./events.ts";
 import { listExt4Dir, type ImageDirEntry } from "./image-ls.ts";
 import { defaultImageName, nameProblem, openSource } from "./image-names.ts";
@@ -302,11 +302,10 @@ export class ImageService {
 
     const out = path.join(job.staging, "rootfs.ext4");
     const modulesDir = (job.kernel ?? job.fallback)?.modulesPath ?? undefined;
-    const guest = this.guest && { assets: this.guest.assets, authorizedKeys: this.guest.authorizedKeys(), workSeedOut: path.join(job.staging, WORK_SEED_FILE), ...(modulesDir && { modulesDir }) };
     // A bundle (catalog image, registry bundle artifact) is installed as it is: pure I/O.
     const built = job.image.bundle
       ? await installBundleImage(job.image, job.staging, req.progress)
-      : await this.build({ ...this.buildSettings, image: job.image, out, sizeBytes: req.sizeBytes, timestamp: req.timestamp, signal: req.signal, progress: req.progress, guest });
+      : await this.build({ ...this.buildSettings, image: job.image, out, sizeBytes: req.sizeBytes, timestamp: req.timestamp, signal: req.signal, progress: req.progress, guest: this.guestSetup(job, modulesDir) });
     for (const message of [...(built.guest?.warnings ?? []), ...this.kernelWarnings(job, built)]) req.progress?.({ type: "warning", message });
     req.signal?.throwIfAborted();
     // The image is built: the source (and the disk space of a stdin spool) can go before publishing.
@@ -318,6 +317,28 @@ export class ImageService {
     await fs.promises.writeFile(path.join(job.staging, "image.json"), JSON.stringify(record, null, 2) + "\n");
     req.progress?.({ type: "phase", phase: "publish", detail: job.name });
     return this.serialized(() => this.publish(job, record));
+  }
+
+  /**
+   * What makes the image a guest. The SSH key is read (or, at a first pull, made: ~5 ms of
+   * node:crypto) once the build waits for its first decompressed bytes, not before it starts:
+   * the build awaits it only when it adds the guest files, after the layers.
+   */
+  private guestSetup(job: PullJob, modulesDir: string | undefined): GuestSetup | undefined {
+    const guest = this.guest;
+    if (!guest) return undefined;
+    const authorizedKeys = new Promise<string>((resolve, reject) =>
+      setTimeout(() => {
+        try {
+          resolve(guest.authorizedKeys());
+        } catch (err) {
+          reject(err);
+        }
+      }, 0),
+    );
+    // A build that fails first never awaits it: its failure (say, an unwritable config dir) is then moot.
+    authorizedKeys.catch(() => {});
+    return { assets: guest.assets, authorizedKeys, workSeedOut: path.join(job.staging, WORK_SEED_FILE), ...(modulesDir && { modulesDir }) };
   }
 
   private newRecord(job: PullJob, resolved: ResolvedImage, built: BuildResult): ImageRecord {
