@@ -9,25 +9,19 @@
 // layer, ~30 ms on this thread, the one that sets a zstd pull's pace), and every buffer that
 // arrived counted as fresh memory towards the receiver's next collection.
 //
-// - Input: slots of `inSlot` bytes; the reader copies each compressed chunk into a free one.
-//   A layer in a file is read by this worker itself, straight into the slots: no chunk then
-//   waits for the reader's thread, which used to leave the decoder idle 20-40 ms of a Debian
-//   pull. Where the blob digest must be checked, the reader hashes each slot as it is read
-//   and says so before the slot is filled again.
+// - Input: slots of `inSlot` bytes, filled by the reader (a file read straight into them, or
+//   the chunks of a download copied in) and given back once decoded.
 // - Output: one ring of bytes, written in order. Pieces of about `piece` bytes go out as
 //   (start, length), `start` counting every byte ever written (ring index: start % size); a
 //   piece never runs past the ring's end. The reader gives back everything before a position
 //   once it is done with it; the decoder never writes over what was not given back.
 //
 // Protocol:
-//   in:  start {compression, where, noNativeZstd, skipFrameChecksum, input, inSlot, output, piece, file?}
+//   in:  start {compression, where, noNativeZstd, skipFrameChecksum, input, inSlot, output, piece}
 //        data {slot, length} (compressed bytes in input slot `slot`) · end
 //        recycle {upTo} (the reader is done with every output byte before position `upTo`)
-//        hashed {slot} (file input: the reader has hashed the bytes read into `slot`)
 //   out: consumed {slot} (the decoder is done with input slot `slot`: the sender may refill it)
-//        read {slot, length} (file input that is hashed: bytes read into `slot`)
 //        out {start, length} (decompressed bytes) · done · error {message}
-import { readSync } from "node:fs";
 import { inflateChunks, type InflateCompression } from "./inflate.ts";
 import { nativeZstdAvailable, ZSTD_FRAME_HEADER_MAX, ZstdBlockDecoder, ZstdError, ZstdStream, type ZstdFrameInfo } from "./zstd.ts";
 
@@ -47,28 +41,13 @@ export type ToInflateWorker =
       output: SharedArrayBuffer;
       /** About how many bytes go out at once. */
       piece: number;
-      /** Read the input from this open file, bytes [start, end), instead of receiving it. */
-      file?: WorkerFile;
     }
   | { type: "data"; slot: number; length: number }
   | { type: "end" }
-  | { type: "recycle"; upTo: number }
-  | { type: "hashed"; slot: number };
-
-/** A layer's compressed bytes in a file the reader opened (descriptors are shared by threads). */
-export interface WorkerFile {
-  fd: number;
-  start: number;
-  end: number;
-  /** For messages: the file's path, or what the descriptor is. */
-  label: string;
-  /** Tell the reader each slot read (`read`), and wait for `hashed` before filling it again. */
-  hashed: boolean;
-}
+  | { type: "recycle"; upTo: number };
 
 export type FromInflateWorker =
   | { type: "consumed"; slot: number }
-  | { type: "read"; slot: number; length: number }
   | { type: "out"; start: number; length: number }
   | { type: "done" }
   | { type: "error"; message: string };
@@ -104,8 +83,6 @@ class Inbox<T> {
 const arrivals = new Inbox<{ slot: number; length: number } | null>();
 /** Output positions the reader gave back up to, in order. */
 const givenBack = new Inbox<number>();
-/** File input: slots the reader has hashed. */
-const hashedSlots = new Inbox<number>();
 
 function post(msg: FromInflateWorker): void {
   self.postMessage(msg);
@@ -116,73 +93,8 @@ self.onmessage = (e: MessageEvent<ToInflateWorker>) => {
   if (msg.type === "start") void run(msg);
   else if (msg.type === "data") arrivals.push(msg);
   else if (msg.type === "end") arrivals.push(null);
-  else if (msg.type === "hashed") hashedSlots.push(msg.slot);
   else givenBack.push(msg.upTo);
 };
-
-/** Where filled input slots come from. */
-interface InputFeed {
-  /** The next filled slot, in order; null at the end. */
-  next(): Promise<{ slot: number; length: number } | null>;
-  /** Whether next() would answer without waiting. */
-  readonly ready: boolean;
-  /** The decoder is done with `slot`. */
-  release(slot: number): void;
-}
-
-/** Slots the reader filled and sent. */
-const messageFeed: InputFeed = {
-  next: () => arrivals.next(),
-  get ready() {
-    return !arrivals.empty;
-  },
-  release: (slot) => post({ type: "consumed", slot }),
-};
-
-/** Slots this worker fills from a file, with plain reads (the file is local: they do not wait). */
-class FileFeed implements InputFeed {
-  readonly ready = true;
-  private pos: number;
-  private readonly free: number[];
-  /** Slots read but not yet hashed by the reader, and those of them the decoder is done with. */
-  private readonly unhashed = new Set<number>();
-  private readonly decoded = new Set<number>();
-
-  constructor(
-    private readonly file: WorkerFile,
-    private readonly ring: SharedArrayBuffer,
-    private readonly slotBytes: number,
-  ) {
-    this.pos = file.start;
-    this.free = Array.from({ length: ring.byteLength / slotBytes }, (_, i) => i).reverse();
-  }
-
-  async next(): Promise<{ slot: number; length: number } | null> {
-    const { file } = this;
-    if (this.pos >= file.end) return null;
-    while (this.free.length === 0) this.hashed(await hashedSlots.next());
-    const slot = this.free.pop()!;
-    const want = Math.min(this.slotBytes, file.end - this.pos);
-    const length = readSync(file.fd, new Uint8Array(this.ring, slot * this.slotBytes, want), 0, want, this.pos);
-    if (length === 0) throw new Error(`${file.label}: file ends at byte ${this.pos}, expected ${file.end}`);
-    this.pos += length;
-    if (file.hashed) {
-      this.unhashed.add(slot);
-      post({ type: "read", slot, length });
-    }
-    return { slot, length };
-  }
-
-  release(slot: number): void {
-    if (this.unhashed.has(slot)) this.decoded.add(slot);
-    else this.free.push(slot);
-  }
-
-  private hashed(slot: number): void {
-    this.unhashed.delete(slot);
-    if (this.decoded.delete(slot)) this.free.push(slot);
-  }
-}
 
 /**
  * The compressed bytes as they arrive, read in order across the input slots. A slot goes back
@@ -199,7 +111,6 @@ class InputQueue {
   private staging = new Uint8Array(128 << 10);
 
   constructor(
-    private readonly feed: InputFeed,
     private readonly ring: SharedArrayBuffer,
     private readonly slotBytes: number,
     private readonly idle: () => void,
@@ -268,12 +179,12 @@ class InputQueue {
       if (s && s.pos < s.bytes.length) return s;
       if (s) {
         this.segs.shift();
-        if (s.slot >= 0) this.feed.release(s.slot);
+        if (s.slot >= 0) post({ type: "consumed", slot: s.slot });
         continue;
       }
       if (this.ended) return null;
-      if (!this.feed.ready) this.idle();
-      const next = await this.feed.next();
+      if (arrivals.empty) this.idle();
+      const next = await arrivals.next();
       if (next === null) this.ended = true;
       else this.segs.push({ slot: next.slot, bytes: new Uint8Array(this.ring, next.slot * this.slotBytes, next.length), pos: 0 });
     }
@@ -353,8 +264,7 @@ class OutputRing {
 
 async function run(start: Extract<ToInflateWorker, { type: "start" }>): Promise<void> {
   const out = new OutputRing(start.output, start.piece);
-  const feed = start.file ? new FileFeed(start.file, start.input, start.inSlot) : messageFeed;
-  const input = new InputQueue(feed, start.input, start.inSlot, () => out.flush());
+  const input = new InputQueue(start.input, start.inSlot, () => out.flush());
   try {
     if (start.compression === "zstd" && nativeZstdAvailable(start.noNativeZstd)) await zstdInto(input, out, start.skipFrameChecksum ?? false);
     // node:zlib is done with a chunk when it asks for the next (inflate.ts): views of the slots.

@@ -95,7 +95,7 @@ describe("decompression on a worker thread", () => {
   });
 
   for (const compression of ["zstd", "gzip"] as const) {
-    test(`${compression}: a blob in a file is read by the worker itself, its digest checked here over the very bytes read`, async () => {
+    test(`${compression}: a blob in a file is read straight into the worker's slots, its digest checked over the very bytes read`, async () => {
       // 12 MiB of noise stays ~12 MiB compressed: more 1 MiB reads than the worker has slots
       // for (8 or 4), so slots are hashed here and read into again while the layer is decoded.
       const noise = concat(Array.from({ length: 12 }, () => crypto.getRandomValues(new Uint8Array(1 << 20))));
@@ -103,7 +103,7 @@ describe("decompression on a worker thread", () => {
       const file = path.join(dir, "blob");
       const compressed = new Uint8Array(compression === "zstd" ? zlib.zstdCompressSync(noise) : zlib.gzipSync(noise));
       fs.writeFileSync(file, compressed);
-      // No chunk of it passes through this thread.
+      // No chunk of it goes through FileChunks' own (async) reads.
       const untouched = (c: FileChunks) => Object.assign(c, { [Symbol.asyncIterator]: () => expect.unreachable("file chunks read on the main thread") });
       try {
         const out = await collect(layerChunks(untouched(fileChunks(file)), { compression, where: "w", digest: sha256Digest(compressed), diffId: sha256Digest(noise) }));
@@ -125,7 +125,7 @@ describe("decompression on a worker thread", () => {
         expect(err).toBeInstanceOf(OciDigestMismatchError);
         expect((err as Error).message).toBe(`layer 2 of x: blob digest mismatch: expected ${other}, the ${compressed.length} bytes read hash to ${sha256Digest(compressed)}`);
         // A flipped byte that breaks decoding is still reported as what it is: a blob that is not
-        // what its digest says (the rest of the file hashed after the worker stopped).
+        // what its digest says (the rest of the file hashed after decoding stopped).
         const flipped = new Uint8Array(fs.readFileSync(file));
         flipped[777 + (compressed.length >> 1)]! ^= 0x5a;
         fs.writeFileSync(file, flipped);
