@@ -140,7 +140,7 @@ class InputQueue {
   /** take(n) when the next `n` bytes lie in the first slot: a view of them, consumed; else null. */
   takeNow(n: number): Uint8Array | null {
     const s = this.segs[0];
-    if (!s || s.bytes.length - s.pos < n || s.pos === s.bytes.length) return null;
+    if (!s || s.bytes.length - s.pos < n) return null;
     s.pos += n;
     return s.bytes.subarray(s.pos - n, s.pos);
   }
@@ -226,14 +226,18 @@ class OutputRing {
       this.flush();
       this.released = await givenBack.next();
     }
-    const free = this.released + this.size - this.written;
-    return this.bytes.subarray(at, at + Math.min(this.size - at, free, Math.max(min, this.piece - (this.written - this.sent))));
+    return this.freeAt(at, min);
   }
 
   /** room(min) when it is there without skipping to the ring's start or waiting; else null. */
   roomNow(min: number): Uint8Array | null {
     const at = this.written % this.size;
     if (at === 0 || this.size - at < min || this.written + min - this.released > this.size) return null;
+    return this.freeAt(at, min);
+  }
+
+  /** The free bytes from ring index `at` on: to the ring's end or the reader's, and past the current piece only as far as `min` needs. */
+  private freeAt(at: number, min: number): Uint8Array {
     const free = this.released + this.size - this.written;
     return this.bytes.subarray(at, at + Math.min(this.size - at, free, Math.max(min, this.piece - (this.written - this.sent))));
   }
@@ -296,8 +300,7 @@ async function* views(input: InputQueue): AsyncGenerator<Uint8Array> {
 async function zstdInto(input: InputQueue, out: OutputRing, skipFrameChecksum: boolean): Promise<void> {
   const blocks = ZstdBlockDecoder.create({ skipFrameChecksum });
   try {
-    for (;;) {
-      if (!blocks) break;
+    while (blocks) {
       const head = await input.peek(ZSTD_FRAME_HEADER_MAX);
       if (head === null) return; // the input ended between frames
       const info = blocks.frameInfo(head);

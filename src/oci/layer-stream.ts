@@ -153,7 +153,8 @@ async function* inflateInWorker(src: WorkerInput, compression: "gzip" | "zstd", 
   const input = ring(inSlots(compression), IN_SLOT);
   const output = new Uint8Array(new SharedArrayBuffer(outRing(compression)));
   const file = "file" in src ? openRange(src.file) : null;
-  const blobHash = "file" in src && src.blobDigest !== undefined ? new DigestWriter() : null;
+  // The file's bytes are hashed as they are read into the slots.
+  const blob = file && "file" in src && src.blobDigest !== undefined ? { file, hash: new DigestWriter(), expected: src.blobDigest, where } : null;
   const worker = layerWorker();
   // What the worker says, and a failure of the compressed source, in arrival order.
   const inbox: (FromInflateWorker | { type: "source-error"; error: unknown })[] = [];
@@ -168,7 +169,7 @@ async function* inflateInWorker(src: WorkerInput, compression: "gzip" | "zstd", 
     inbox.push({ type: "source-error", error });
     notify();
   };
-  const feeder: SlotFeeder = file ? new FileSlotFeeder(file, blobHash, input.slots, send, fail) : new ChunkSlotFeeder((src as { chunks: AsyncIterable<Uint8Array> }).chunks, input.slots, send, fail);
+  const feeder: SlotFeeder = "chunks" in src ? new ChunkSlotFeeder(src.chunks, input.slots, send, fail) : new FileSlotFeeder(file!, blob?.hash ?? null, input.slots, send, fail);
   worker.onmessage = (e: MessageEvent<FromInflateWorker>) => {
     if (e.data.type === "consumed") feeder.freed(e.data.slot);
     else {
@@ -191,7 +192,7 @@ async function* inflateInWorker(src: WorkerInput, compression: "gzip" | "zstd", 
       if (msg.type === "source-error") throw msg.error;
       // Bytes that fail to decode may be a blob that is not what its digest says: that is the
       // error then (the rest of the file hashed here, from where reading stopped).
-      if (msg.type === "error") throw (file && blobHash && "file" in src && blobMismatch(file, blobHash, src.blobDigest!, where)) || new OciError(msg.message);
+      if (msg.type === "error") throw (blob && blobMismatch(blob)) || new OciError(msg.message);
       if (msg.type === "done") break;
       if (msg.type !== "out") continue;
       lent.push(msg.start + msg.length);
@@ -199,10 +200,8 @@ async function* inflateInWorker(src: WorkerInput, compression: "gzip" | "zstd", 
       const at = msg.start % output.length;
       yield output.subarray(at, at + msg.length);
     }
-    if (file && blobHash && "file" in src) {
-      const mismatch = blobMismatch(file, blobHash, src.blobDigest!, where);
-      if (mismatch) throw mismatch;
-    }
+    const mismatch = blob && blobMismatch(blob);
+    if (mismatch) throw mismatch;
   } finally {
     feeder.stop();
     worker.terminate();
@@ -223,7 +222,7 @@ interface SlotFeeder {
  * hashed on the way where the blob digest is checked). Fed through async reads, the decoder
  * waited 20-40 ms of a Debian pull for input; reading the file itself, the worker spent ~20 ms
  * of the thread that sets the pace on it; read here, warm-daemon pulls went from 0.36 to
- * 0.32-0.33 s (two runs of 11 interleaved rounds).
+ * 0.34-0.35 s (two runs of 11 interleaved rounds).
  */
 class FileSlotFeeder implements SlotFeeder {
   private pos: number;
@@ -263,7 +262,7 @@ class FileSlotFeeder implements SlotFeeder {
     let n: number;
     try {
       n = readSync(file.fd, view, 0, Math.min(view.length, file.end - this.pos), this.pos);
-      if (n === 0) throw new OciError(`${file.label}: file ends at byte ${this.pos}, expected ${file.end}`);
+      if (n === 0) throw fileEnds(file.label, this.pos, file.end);
     } catch (err) {
       this.done = true;
       this.fail(err);
@@ -342,7 +341,7 @@ interface OpenRange {
  * The blob digest error, if the file's range does not hash to `expected`; null when it does.
  * `hash` has the bytes from the range's start on: what is left of the range is read here.
  */
-function blobMismatch(file: OpenRange, hash: DigestWriter, expected: string, where: string): OciDigestMismatchError | null {
+function blobMismatch({ file, hash, expected, where }: { file: OpenRange; hash: DigestWriter; expected: string; where: string }): OciDigestMismatchError | null {
   const buf = Buffer.allocUnsafe(Math.min(1 << 20, Math.max(1, file.end - file.start - hash.bytes)));
   for (let pos = file.start + hash.bytes; pos < file.end; ) {
     const n = readSync(file.fd, buf, 0, Math.min(buf.length, file.end - pos), pos);
@@ -386,13 +385,7 @@ export function toReadableStream(it: AsyncIterable<Uint8Array>): ReadableStream<
   );
 }
 
-/**
- * Reads a file (or bytes [start, end) of it) as 1 MiB chunks, each in a buffer of its own
- * (decompressors may hold on to their input). Plain positional reads: Bun's file stream cost
- * ~200 ms of this thread for a 75 MB blob, in its stream machinery rather than in reading. A
- * compressed layer is read straight into its worker's input slots instead (see `range`). `file` is a path, or
- * an open descriptor (a spool, which has no name) that is left open.
- */
+/** A file's bytes [start, end). */
 export interface FileRange {
   /** A path, or an open descriptor (left open). */
   file: string | number;
@@ -401,6 +394,18 @@ export interface FileRange {
   end: number | undefined;
 }
 
+/** A file shorter than the bytes it should have. */
+function fileEnds(label: string, pos: number, end: number): OciError {
+  return new OciError(`${label}: file ends at byte ${pos}, expected ${end}`);
+}
+
+/**
+ * Reads a file (or bytes [start, end) of it) as 1 MiB chunks, each in a buffer of its own
+ * (decompressors may hold on to their input). Plain positional reads: Bun's file stream cost
+ * ~200 ms of this thread for a 75 MB blob, in its stream machinery rather than in reading. A
+ * compressed layer is read straight into its worker's input slots instead (see `range`).
+ * `file` is a path, or an open descriptor (a spool, which has no name) that is left open.
+ */
 export function fileChunks(file: string | number, start = 0, end?: number): FileChunks {
   return new FileChunks(file, start, end);
 }
@@ -429,7 +434,7 @@ export class FileChunks implements AsyncIterable<Uint8Array> {
       for (let pos = this.start; pos < stop; ) {
         const buf = Buffer.allocUnsafeSlow(Math.min(FILE_CHUNK, stop - pos));
         const bytesRead = await readInto(buf, pos);
-        if (bytesRead === 0) throw new OciError(`${label}: file ends at byte ${pos}, expected ${stop}`);
+        if (bytesRead === 0) throw fileEnds(label, pos, stop);
         pos += bytesRead;
         yield bytesRead === buf.length ? buf : buf.subarray(0, bytesRead);
       }
