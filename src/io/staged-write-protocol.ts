@@ -13,6 +13,8 @@ export interface StagedWriteReply {
   /** Writes that went through the O_DIRECT descriptor / the buffered one. */
   direct: number;
   buffered: number;
+  /** fdatasync calls made on the way (one per FLUSH_BYTES written). */
+  flushes: number;
 }
 
 /** Control words: one per slot (1 = filled, waiting to be written; 0 = free). */

@@ -3,11 +3,12 @@
 // the Debian layer) and used to run on the same thread as the hashes and the tar parser; here
 // it runs beside them.
 //
-// The bytes never move between threads: both sides share two rings (SharedArrayBuffers the
-// reader allocates) and the messages only say where the bytes are. Transferring a 1 MiB
-// ArrayBuffer instead cost its sender 50-100 us a message in Bun (600 of them for the Debian
-// layer, ~30 ms on this thread, the one that sets a zstd pull's pace), and every buffer that
-// arrived counted as fresh memory towards the receiver's next collection.
+// The bytes never move between threads: both sides share two rings (views of shared memory
+// the reader allocates, in huge pages where Linux allows: io/shared-memory.ts) and the
+// messages only say where the bytes are. Transferring a 1 MiB ArrayBuffer instead cost its
+// sender 50-100 us a message in Bun (600 of them for the Debian layer, ~30 ms on this thread,
+// the one that sets a zstd pull's pace), and every buffer that arrived counted as fresh memory
+// towards the receiver's next collection.
 //
 // - Input: slots of `inSlot` bytes, filled by the reader (a file read straight into them, or
 //   the chunks of a download copied in) and given back once decoded.
@@ -34,11 +35,11 @@ export type ToInflateWorker =
       where: string;
       noNativeZstd?: boolean;
       skipFrameChecksum?: boolean;
-      /** The slots the reader fills with compressed bytes, `inSlot` bytes each. */
-      input: SharedArrayBuffer;
+      /** The slots the reader fills with compressed bytes, `inSlot` bytes each (a view of shared memory). */
+      input: Uint8Array;
       inSlot: number;
-      /** The ring this fills with decompressed bytes (all of it free at the start). */
-      output: SharedArrayBuffer;
+      /** The ring this fills with decompressed bytes (a view of shared memory, all of it free at the start). */
+      output: Uint8Array;
       /** About how many bytes go out at once. */
       piece: number;
     }
@@ -111,7 +112,7 @@ class InputQueue {
   private staging = new Uint8Array(128 << 10);
 
   constructor(
-    private readonly ring: SharedArrayBuffer,
+    private readonly ring: Uint8Array,
     private readonly slotBytes: number,
     private readonly idle: () => void,
   ) {}
@@ -186,7 +187,7 @@ class InputQueue {
       if (arrivals.empty) this.idle();
       const next = await arrivals.next();
       if (next === null) this.ended = true;
-      else this.segs.push({ slot: next.slot, bytes: new Uint8Array(this.ring, next.slot * this.slotBytes, next.length), pos: 0 });
+      else this.segs.push({ slot: next.slot, bytes: this.ring.subarray(next.slot * this.slotBytes, next.slot * this.slotBytes + next.length), pos: 0 });
     }
   }
 }
@@ -201,11 +202,11 @@ class OutputRing {
   private released = 0;
 
   constructor(
-    memory: SharedArrayBuffer,
+    memory: Uint8Array,
     private readonly piece: number,
   ) {
-    this.bytes = new Uint8Array(memory);
-    this.size = memory.byteLength;
+    this.bytes = memory;
+    this.size = memory.length;
   }
 
   /**

@@ -4,6 +4,7 @@
 // mistaken for a good one.
 import { closeSync, fstatSync, openSync, read, readSync } from "node:fs";
 import fs from "node:fs/promises";
+import { hugePageShared } from "../io/shared-memory.ts";
 import { DigestWriter } from "./digest.ts";
 import type { DiffIdMemo } from "./diffid-memo.ts";
 import { OciDigestMismatchError, OciError } from "./errors.ts";
@@ -129,10 +130,10 @@ const PIECE = 1 << 20;
 /** A yielded piece's bytes are given back to the worker once this many more have been yielded. */
 const READER_LAG = 3;
 
-/** A ring of `count` slots of `bytes` each in shared memory, and a view of each. */
-function ring(count: number, bytes: number): { memory: SharedArrayBuffer; slots: Uint8Array[] } {
-  const memory = new SharedArrayBuffer(count * bytes);
-  return { memory, slots: Array.from({ length: count }, (_, i) => new Uint8Array(memory, i * bytes, bytes)) };
+/** A ring of `count` slots of `bytes` each in shared memory (huge pages), and a view of each. */
+function ring(count: number, bytes: number): { memory: Uint8Array; slots: Uint8Array[] } {
+  const memory = hugePageShared(count * bytes);
+  return { memory, slots: Array.from({ length: count }, (_, i) => memory.subarray(i * bytes, (i + 1) * bytes)) };
 }
 
 /**
@@ -151,7 +152,7 @@ type WorkerInput = { chunks: AsyncIterable<Uint8Array> } | { file: FileRange; bl
 async function* inflateInWorker(src: WorkerInput, compression: "gzip" | "zstd", opts: LayerStreamOptions, skipFrameChecksum: boolean): AsyncGenerator<Uint8Array> {
   const { where } = opts;
   const input = ring(inSlots(compression), IN_SLOT);
-  const output = new Uint8Array(new SharedArrayBuffer(outRing(compression)));
+  const output = hugePageShared(outRing(compression));
   const file = "file" in src ? openRange(src.file) : null;
   // The file's bytes are hashed as they are read into the slots.
   const blob = file && "file" in src && src.blobDigest !== undefined ? { file, hash: new DigestWriter(), expected: src.blobDigest, where } : null;
@@ -181,7 +182,7 @@ async function* inflateInWorker(src: WorkerInput, compression: "gzip" | "zstd", 
     inbox.push({ type: "error", message: `${where}: decompression worker failed: ${e.message}` });
     notify();
   };
-  send({ type: "start", compression, where, noNativeZstd: opts.noNativeZstd, skipFrameChecksum, input: input.memory, inSlot: IN_SLOT, output: output.buffer as SharedArrayBuffer, piece: PIECE });
+  send({ type: "start", compression, where, noNativeZstd: opts.noNativeZstd, skipFrameChecksum, input: input.memory, inSlot: IN_SLOT, output, piece: PIECE });
   feeder.start();
   /** Where each piece still lent to the reader ends. */
   const lent: number[] = [];

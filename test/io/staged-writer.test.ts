@@ -41,6 +41,33 @@ for (const direct of [true, false]) {
       closeSync(fd);
     }
   }, 30_000);
+
+  test(`data is flushed to the disk every 32 MiB on the way, and still lands whole (${direct ? "direct" : "buffered"})`, async () => {
+    const path = join(work, `flush-${direct}.img`);
+    const fd = openSync(path, "w+");
+    try {
+      const w = new StagedBlockWriter(fd, 4096, { directIo: direct });
+      const a = pattern(70 << 20, 5); // 70 MiB: two flushes on the way, the rest left to the final fsync
+      for (let at = 0; at < a.length; at += 1 << 20) w.put(at / 4096, a, at, at + (1 << 20));
+      const stats = await w.finish();
+      expect(stats.flushes).toBe(2);
+      expect(Buffer.compare(readFileSync(path), a)).toBe(0);
+    } finally {
+      closeSync(fd);
+    }
+  }, 60_000);
+
+  test(`a short image is never flushed before the end (${direct ? "direct" : "buffered"})`, async () => {
+    const fd = openSync(join(work, `short-${direct}.img`), "w+");
+    try {
+      const w = new StagedBlockWriter(fd, 4096, { directIo: direct });
+      const a = pattern(31 << 20, 6);
+      w.put(0, a, 0, a.length);
+      expect((await w.finish()).flushes).toBe(0);
+    } finally {
+      closeSync(fd);
+    }
+  }, 30_000);
 }
 
 testWith({ tools: ["mount", "umount"], root: true }, "a write the disk refuses (full tmpfs) is reported by finish(), naming the blocks", async () => {
