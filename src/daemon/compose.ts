@@ -51,7 +51,7 @@ export function createServices(env: Env, overrides: ServiceOverrides = {}): Serv
     ...overrides.sourceOptions,
   };
   // The SSH key is made at the first pull that needs it, not when any command starts.
-  const guest = { assets: GUEST_ASSETS, authorizedKeys: () => ensureSshKey(path.join(paths.configDir, "ssh")).publicKey };
+  const guest = { assets: GUEST_ASSETS, authorizedKeys: async () => (await ensureSshKey(path.join(paths.configDir, "ssh"))).publicKey };
   const logger = overrides.logger ?? silentLogger;
   const log = (m: string) => logger.info(m);
   const kernelStore = new SqliteKernelStore(store.database);

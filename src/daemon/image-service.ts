@@ -49,7 +49,7 @@ export interface ImageServiceOptions {
   /** For tests: the clock behind createdAt. */
   now?: () => Date;
   /** banger's guest files and the public key for root; without it images are the layers alone. */
-  guest?: { assets: GuestAssets; authorizedKeys: () => string };
+  guest?: { assets: GuestAssets; authorizedKeys: () => string | Promise<string> };
   /** Stored kernels, for --kernel-ref and a bundle's kernel_ref. */
   kernels?: { find(nameOrId: string): { name: string; modulesPath: string | null } | null };
   /** Image catalog (names that install prebuilt bundles) and where verified bundles are kept. */
@@ -320,8 +320,8 @@ export class ImageService {
   }
 
   /**
-   * What makes the image a guest. The SSH key is read (or, at a first pull, made: ~5 ms of
-   * node:crypto) once the build waits for its first decompressed bytes, not before it starts:
+   * What makes the image a guest. The SSH key is read (or, at a first pull, made: ~1 ms of
+   * WebCrypto) once the build waits for its first decompressed bytes, not before it starts:
    * the build awaits it only when it adds the guest files, after the layers.
    */
   private guestSetup(job: PullJob, modulesDir: string | undefined): GuestSetup | undefined {
@@ -330,7 +330,7 @@ export class ImageService {
     const authorizedKeys = new Promise<string>((resolve, reject) =>
       setTimeout(() => {
         try {
-          resolve(guest.authorizedKeys());
+          Promise.resolve(guest.authorizedKeys()).then(resolve, reject);
         } catch (err) {
           reject(err);
         }

@@ -77,7 +77,7 @@ testWith({ ...NEEDS, tools: [...NEEDS.tools, ...QEMU_TOOLS] }, "a catalog image 
   expect(record.source).toContain("deb-noinit");
   expect(record.init).toBe("banger-init");
   expect(existsSync(record.rootfsPath)).toBe(true);
-  const key = ensureSshKey(join(e.config, "banger", "ssh"));
+  const key = await ensureSshKey(join(e.config, "banger", "ssh"));
   const disk = await vmDisk(record.rootfsPath, join(work, "vm-catalog"), `${QEMU_NETWORK_CONF}BANGER_AUTHORIZED_KEY="${key.publicKey}"\n`);
   const vm = await bootVm({ disk, append: record.kernelCmdline!, privateKey: key.privateKeyPath });
   try {
