@@ -273,26 +273,29 @@ async function run(start: Extract<ToInflateWorker, { type: "start" }>): Promise<
   const out = new OutputRing(start.output, start.piece);
   const input = new InputQueue(start.input, start.inSlot, () => out.flush());
   try {
-    if (start.compression === "zstd" && nativeZstdAvailable(start.noNativeZstd)) await zstdInto(input, out, start.skipFrameChecksum ?? false);
-    else if (start.compression === "gzip" && !start.noNativeGzip && (await gzipInPlace(input, out))) {
-      // inflated in place
-    }
-    // node:zlib is done with a chunk when it asks for the next (inflate.ts): views of the slots.
-    else for await (const piece of inflateChunks(views(input), start.compression, start.where, start.noNativeZstd)) await out.write(piece);
+    await decode(start, input, out);
   } catch (err) {
-    const message =
-      err instanceof ZstdError
-        ? `${start.where}: zstd decompression failed: ${err.message.replace(/^zstd: /, "")}`
-        : err instanceof Error && err.name === "GzipError"
-          ? `${start.where}: gzip decompression failed: ${err.message}`
-          : err instanceof Error
-            ? err.message
-            : String(err);
-    post({ type: "error", message });
+    post({ type: "error", message: failureMessage(err, start.where) });
     return;
   }
   out.flush();
   post({ type: "done" });
+}
+
+/** The stream through the best decoder at hand for its compression. */
+async function decode(start: Extract<ToInflateWorker, { type: "start" }>, input: InputQueue, out: OutputRing): Promise<void> {
+  if (start.compression === "zstd" && nativeZstdAvailable(start.noNativeZstd)) return zstdInto(input, out, start.skipFrameChecksum ?? false);
+  if (start.compression === "gzip" && !start.noNativeGzip && (await gzipInPlace(input, out))) return;
+  // node:zlib is done with a chunk when it asks for the next (inflate.ts): views of the slots.
+  for await (const piece of inflateChunks(views(input), start.compression, start.where, start.noNativeZstd)) await out.write(piece);
+}
+
+/** A decoder's failure as one line naming the layer (node:zlib's stream errors already do). */
+function failureMessage(err: unknown, where: string): string {
+  if (err instanceof ZstdError) return `${where}: zstd decompression failed: ${err.message.replace(/^zstd: /, "")}`;
+  // GzipError, by name: gzip.ts is loaded only for gzip layers.
+  if (err instanceof Error && err.name === "GzipError") return `${where}: gzip decompression failed: ${err.message}`;
+  return err instanceof Error ? err.message : String(err);
 }
 
 /** The input slots' bytes as chunks, each valid until the next is asked for. */
