@@ -19,6 +19,8 @@ function commandHelp(c: Command): string {
 }
 
 export async function main(argv: string[]): Promise<number> {
+  // `banger --version` and `-V`, as most command lines take them: the version command.
+  if (argv[0] === "--version" || argv[0] === "-V") argv = ["version", ...argv.slice(1)];
   let best: Command | undefined;
   for (const c of COMMANDS) {
     if (c.path.every((w, i) => argv[i] === w) && (!best || c.path.length > best.path.length)) best = c;

@@ -9,6 +9,7 @@ import { kernelCommands } from "./kernel.ts";
 import { makeBundleCommand } from "./make-bundle.ts";
 import { makeExt4Command } from "./make-ext4.ts";
 import { makeKernelBundleCommand } from "./make-kernel-bundle.ts";
+import { versionCommand } from "./version.ts";
 
 /** Every command banger knows. Add new ones here. */
-export const COMMANDS: Command[] = [...imageCommands, imagePushCommand, imageCatalogCommand, imageCachePruneCommand, ...daemonCommands, makeExt4Command, makeBundleCommand, ...kernelCommands, makeKernelBundleCommand, doctorCommand];
+export const COMMANDS: Command[] = [...imageCommands, imagePushCommand, imageCatalogCommand, imageCachePruneCommand, ...daemonCommands, makeExt4Command, makeBundleCommand, ...kernelCommands, makeKernelBundleCommand, doctorCommand, versionCommand];
