@@ -10,6 +10,7 @@
 // emptied after each) and a copy of a blob cache filled by one untimed pull of that side.
 import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync } from "node:fs";
 import { join } from "node:path";
+import { formatOptions, option, parseArgs, UsageError, type OptionSpec } from "../src/cli/args.ts";
 import { REPO_ROOT } from "./inputs.ts";
 import { fiveLayerFixture, oneLayerFixture } from "./oci-fixtures.ts";
 import { BANGER_ENV, FRESH_RUN, runScript, templatePull } from "./pull.ts";
@@ -26,32 +27,27 @@ interface Options {
   keep: boolean;
 }
 
+const SPECS: OptionSpec[] = [
+  { name: "a", value: true, required: true, description: "revision A (a git revision, or . for this checkout as it is)" },
+  { name: "b", value: true, required: true, description: "revision B (the same)" },
+  { name: "source", value: true, description: "zstd (default), gzip or 5-layers: the Debian rootfs as that OCI layout" },
+  { name: "rounds", value: true, description: "rounds, each one pull of A and one of B (default 6)" },
+  { name: "daemon", value: false, description: "pull through one warm daemon per side instead of in-process" },
+  { name: "keep", value: false, description: "keep the worktrees and scratch dirs" },
+];
+
 function parseOptions(argv: string[]): Options {
-  const o: Partial<Options> = { source: "zstd", rounds: 6, daemon: false, keep: false };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    const value = () => {
-      const v = argv[++i];
-      if (v === undefined) throw new Error(`${a} needs a value\n${USAGE}`);
-      return v;
-    };
-    if (a === "--a") o.a = value();
-    else if (a === "--b") o.b = value();
-    else if (a === "--source") {
-      const s = value();
-      if (s !== "zstd" && s !== "gzip" && s !== "5-layers") throw new Error(`--source: zstd, gzip or 5-layers, not ${s}`);
-      o.source = s;
-    } else if (a === "--rounds") o.rounds = Number(value());
-    else if (a === "--daemon") o.daemon = true;
-    else if (a === "--keep") o.keep = true;
-    else if (a === "--help" || a === "-h") {
-      console.log(USAGE);
-      process.exit(0);
-    } else throw new Error(`unknown argument ${a}\n${USAGE}`);
+  const args = parseArgs(argv, SPECS);
+  if (args.help) {
+    console.log(`${USAGE}\n${formatOptions(SPECS)}`);
+    process.exit(0);
   }
-  if (!o.a || !o.b) throw new Error(USAGE);
-  if (!Number.isInteger(o.rounds) || o.rounds! < 1) throw new Error("--rounds: a whole number from 1");
-  return o as Options;
+  if (args.positionals.length > 0) throw new UsageError(`unexpected argument "${args.positionals[0]}"`);
+  const source = option(args, "source") ?? "zstd";
+  if (source !== "zstd" && source !== "gzip" && source !== "5-layers") throw new UsageError(`--source: zstd, gzip or 5-layers, not ${source}`);
+  const rounds = Number(option(args, "rounds") ?? 6);
+  if (!Number.isInteger(rounds) || rounds < 1) throw new UsageError("--rounds: a whole number from 1");
+  return { a: option(args, "a")!, b: option(args, "b")!, source, rounds, daemon: args.flags.has("daemon"), keep: args.flags.has("keep") };
 }
 
 interface Side {
@@ -187,6 +183,6 @@ async function main(): Promise<number> {
 try {
   process.exitCode = await main();
 } catch (err) {
-  console.error(`bench/ab.ts: ${err instanceof Error ? err.message : String(err)}`);
+  console.error(`bench/ab.ts: ${err instanceof Error ? err.message : String(err)}${err instanceof UsageError ? `\n${USAGE}` : ""}`);
   process.exitCode = 1;
 }

@@ -327,15 +327,7 @@ export class ImageService {
   private guestSetup(job: PullJob, modulesDir: string | undefined): GuestSetup | undefined {
     const guest = this.guest;
     if (!guest) return undefined;
-    const authorizedKeys = new Promise<string>((resolve, reject) =>
-      setTimeout(() => {
-        try {
-          Promise.resolve(guest.authorizedKeys()).then(resolve, reject);
-        } catch (err) {
-          reject(err);
-        }
-      }, 0),
-    );
+    const authorizedKeys = new Promise<void>((resolve) => setTimeout(resolve, 0)).then(() => guest.authorizedKeys());
     // A build that fails first never awaits it: its failure (say, an unwritable config dir) is then moot.
     authorizedKeys.catch(() => {});
     return { assets: guest.assets, authorizedKeys, workSeedOut: path.join(job.staging, WORK_SEED_FILE), ...(modulesDir && { modulesDir }) };

@@ -11,32 +11,25 @@ import { dlopen, FFIType, ptr } from "bun:ffi";
 export const HUGE_PAGE = 2 << 20;
 const MADV_HUGEPAGE = 14;
 
-let madvise: ((addr: number, length: number, advice: number) => number) | null | undefined;
-
-/** libc's madvise, or null where there is none to call (another OS, musl without libc.so.6). */
-function libcMadvise(): typeof madvise {
-  if (madvise !== undefined) return madvise;
-  madvise = null;
-  if (process.platform !== "linux") return madvise;
+function openLibc() {
+  if (process.platform !== "linux") return null;
   try {
-    const libc = dlopen("libc.so.6", { madvise: { args: [FFIType.ptr, FFIType.u64, FFIType.i32], returns: FFIType.i32 } });
-    const fn = libc.symbols.madvise;
-    madvise = (addr, length, advice) => fn(addr, length, advice);
+    return dlopen("libc.so.6", { madvise: { args: [FFIType.ptr, FFIType.u64, FFIType.i32], returns: FFIType.i32 } });
   } catch {
-    // normal pages
+    return null; // musl without libc.so.6: normal pages
   }
-  return madvise;
 }
+
+let libc: ReturnType<typeof openLibc> | undefined;
 
 /**
  * Asks Linux to back `view` with transparent huge pages (where THP is in "madvise" mode, the
  * usual default). Only a hint: the kernel may still use 4 KiB pages, and nothing happens
  * where it cannot be asked. Advise before the first touch: pages already faulted stay small.
  */
-export function adviseHugePages(view: Uint8Array): void {
-  const fn = libcMadvise();
-  if (!fn || view.length === 0) return;
-  fn(Number(ptr(view)), view.length, MADV_HUGEPAGE);
+function adviseHugePages(view: Uint8Array): void {
+  libc ??= openLibc();
+  if (libc && view.length > 0) libc.symbols.madvise(ptr(view), view.length, MADV_HUGEPAGE);
 }
 
 /**

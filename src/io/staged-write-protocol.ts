@@ -3,8 +3,8 @@
 // thread would install its message handler there, which keeps the process from exiting.
 
 export type StagedWriteMessage =
-  /** Slot i is `slotBytes` of `memory` at `skew + i * slotBytes`. */
-  | { kind: "start"; memory: SharedArrayBuffer; skew: number; slotBytes: number; slotCount: number; control: SharedArrayBuffer; bufferedFd: number; directFd: number | null; blockSize: number }
+  /** Slot i is `memory[i * slotBytes, (i + 1) * slotBytes)` (a view of shared memory). */
+  | { kind: "start"; memory: Uint8Array; slotBytes: number; slotCount: number; control: SharedArrayBuffer; bufferedFd: number; directFd: number | null; blockSize: number }
   | { kind: "write"; slot: number; block: number; blocks: number }
   | { kind: "end" };
 

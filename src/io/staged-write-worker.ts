@@ -64,7 +64,7 @@ function write(slot: number, block: number, blocks: number): void {
 self.onmessage = (event: MessageEvent<StagedWriteMessage>) => {
   const m = event.data;
   if (m.kind === "start") {
-    slots = Array.from({ length: m.slotCount }, (_, i) => new Uint8Array(m.memory, m.skew + i * m.slotBytes, m.slotBytes));
+    slots = Array.from({ length: m.slotCount }, (_, i) => m.memory.subarray(i * m.slotBytes, (i + 1) * m.slotBytes));
     control = new Int32Array(m.control);
     bufferedFd = m.bufferedFd;
     directFd = m.directFd;
