@@ -188,10 +188,28 @@ export class DaemonServer {
         req.signal.removeEventListener("abort", hangUp);
         out.close();
         finish(outcome);
+        this.collectWhenIdle();
       });
     return new Response(out.body, { headers: { ...this.headers, "content-type": "application/x-ndjson" } });
   }
+
+  /**
+   * A full collection once pulls have stopped for a moment. A pull leaves ~100-200 MB of
+   * garbage (its tree, its entries, its buffers) that the GC, left to its own pace, took only
+   * under the next pull's pressure: six warm Debian pulls one after the other took a daemon
+   * from 150 to 384 MB, and it idled at 186-240 MB. Collected here, it idled at 89-103 MB and
+   * peaked at 200 MB. The collection takes 20-40 ms; the delay keeps it off the reply that
+   * just closed, and a pull that has started by then skips it (its own end collects).
+   */
+  private collectWhenIdle(): void {
+    setTimeout(() => {
+      if (this.operations.count === 0 && !this.stopping) Bun.gc(true);
+    }, IDLE_COLLECT_MS).unref();
+  }
 }
+
+/** How long after the last pull ended the daemon collects its garbage (collectWhenIdle). */
+const IDLE_COLLECT_MS = 50;
 
 function emptyBody(): AsyncIterable<Uint8Array> {
   return (async function* () {})();

@@ -90,9 +90,15 @@ test("a client that hangs up aborts its pull; the outcome is kept for it to ask;
   const reader = res.body!.getReader();
   const first = JSON.parse(new TextDecoder().decode((await reader.read()).value).split("\n")[0]!) as PullLine;
   expect(first).toEqual({ type: "started", operation: op });
+  // Read on, as the CLI does. With no read pending, a full collection (a daemon of an earlier
+  // test makes one after its pull) stopped the upload: the body was never pulled again.
+  const reading = (async () => {
+    while (!(await reader.read()).done);
+  })().catch(() => {});
   while (sent < 5) await Bun.sleep(10);
   expect((await client.health()).operations).toBe(1);
   ac.abort();
+  await reading;
   const st = (await client.operation(op, 5000)) as Extract<OperationState, { state: "finished" }>;
   expect(st.state).toBe("finished");
   expect(st.error).toEqual({ name: "ImagePullAbortedError", message: 'image "piped": pull of - interrupted; nothing was kept' });
