@@ -86,6 +86,39 @@ interface Sample {
   cpu: number;
   rssMiB: number;
   faults: number;
+  /** Through a daemon: what the daemon itself spent on the pull, and its memory just after. */
+  daemon?: DaemonSample;
+}
+
+interface DaemonSample {
+  cpu: number;
+  faults: number;
+  /** Resident 0.3 s after the pull (the image removed): what an idle daemon keeps. */
+  rssMiB: number;
+  /** Its peak since it started. */
+  peakMiB: number;
+}
+
+/** The daemon's pid, from the lock file it holds (its JSON names the holder). */
+function daemonPid(side: Side): number {
+  const lock = readFileSync(join(side.env.RUN!, "runtime", "banger", "daemon.lock"), "utf8");
+  const pid = Number(/"pid":(\d+)/.exec(lock)?.[1]);
+  if (!pid) throw new Error(`no daemon pid in ${side.label}'s daemon.lock`);
+  return pid;
+}
+
+/** Minor faults and user+sys CPU seconds of a process so far (/proc/PID/stat, after the command name). */
+function procCounters(pid: number): { faults: number; cpu: number } {
+  const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+  const tick = 100; // USER_HZ on Linux
+  return { faults: Number(f[7]), cpu: (Number(f[11]) + Number(f[12])) / tick };
+}
+
+/** VmRSS and VmHWM of a process, in MiB. */
+function procMemory(pid: number): { rssMiB: number; peakMiB: number } {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  const kib = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+)`, "m").exec(status)?.[1] ?? 0);
+  return { rssMiB: kib("VmRSS") / 1024, peakMiB: kib("VmHWM") / 1024 };
 }
 
 const TIME_FORMAT = "%e %U %S %M %R";
@@ -103,8 +136,13 @@ const REMOVE = `"$BUN" run --silent banger image rm ab > /dev/null`;
 /** One timed pull of `side`, on fresh dirs (in-process) or through its warm daemon. */
 async function pullOnce(side: Side, daemon: boolean): Promise<Sample> {
   if (daemon) {
+    const pid = daemonPid(side);
+    const before = procCounters(pid);
     const s = await timed(["set -e", `cd "$REPO"`, BANGER_ENV, PULL].join("\n"), side.env, side.repo);
+    const after = procCounters(pid);
     await runScript(["set -e", `cd "$REPO"`, BANGER_ENV, REMOVE].join("\n"), side.env, side.repo);
+    await Bun.sleep(300);
+    s.daemon = { cpu: after.cpu - before.cpu, faults: after.faults - before.faults, ...procMemory(pid) };
     return s;
   }
   await runScript(FRESH_RUN, side.env, side.repo);
@@ -146,6 +184,16 @@ function report(sides: Side[], samples: Map<string, Sample[]>, o: Options, sourc
     const col = (f: (x: Sample) => number, d: number) => median(s.map(f)).toFixed(d);
     console.log(`| ${side.label} | ${side.rev} | ${col((x) => x.wall, 3)} (${range(s.map((x) => x.wall), 2)}) | ${col((x) => x.cpu, 2)} | ${col((x) => x.faults, 0)} | ${col((x) => x.rssMiB, 0)} |`);
   }
+  if (o.daemon) {
+    console.log("\nThe daemons themselves (/proc): per pull, and resident 0.3 s after each pull (image removed)");
+    console.log("| side | CPU median, s | page faults median | resident after median (range), MiB | peak since start, MiB |");
+    console.log("|---|---|---|---|---|");
+    for (const side of sides) {
+      const d = samples.get(side.label)!.map((x) => x.daemon!);
+      const rss = d.map((x) => x.rssMiB);
+      console.log(`| ${side.label} | ${median(d.map((x) => x.cpu)).toFixed(2)} | ${median(d.map((x) => x.faults)).toFixed(0)} | ${median(rss).toFixed(0)} (${range(rss, 0)}) | ${Math.max(...d.map((x) => x.peakMiB)).toFixed(0)} |`);
+    }
+  }
   const ratios = a.map((x, i) => b[i]!.wall / x.wall);
   console.log(`B/A wall per round: median ${median(ratios).toFixed(3)}, range ${range(ratios, 3)}; B faster in ${ratios.filter((r) => r < 1).length}/${ratios.length} rounds`);
 }
@@ -166,7 +214,8 @@ async function main(): Promise<number> {
       for (const side of order) {
         const s = await pullOnce(side, o.daemon);
         samples.get(side.label)!.push(s);
-        console.error(`[ab] round ${round + 1}/${o.rounds} ${side.label}: ${s.wall.toFixed(2)} s wall, ${s.cpu.toFixed(2)} s CPU, ${s.faults} faults, ${s.rssMiB.toFixed(0)} MiB`);
+        const d = s.daemon ? `; daemon ${s.daemon.cpu.toFixed(2)} s CPU, ${s.daemon.faults} faults, ${s.daemon.rssMiB.toFixed(0)} MiB after` : "";
+        console.error(`[ab] round ${round + 1}/${o.rounds} ${side.label}: ${s.wall.toFixed(2)} s wall, ${s.cpu.toFixed(2)} s CPU, ${s.faults} faults, ${s.rssMiB.toFixed(0)} MiB${d}`);
       }
     }
     report(sides, samples, o, source);
