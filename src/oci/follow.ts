@@ -58,7 +58,7 @@ const BUFFERS = 4;
 /**
  * The bytes of a blob being downloaded to `partialPath` (renamed to `finalPath` once
  * verified). The partial file is opened once: after the rename the same descriptor reads the
- * committed file. A chunk stays valid until 3 more have been read (its buffer is then read
+ * committed file (opened instead when the rename came first: openFollowed). A chunk stays valid until 3 more have been read (its buffer is then read
  * into again): a fresh buffer per chunk, left to the collector once copied into the layer
  * worker's memory, took a cold pull's peak RSS from 156 to 248 MiB.
  */
@@ -86,7 +86,7 @@ export async function* followDownload(partialPath: string, finalPath: string, wa
         }
       }
       if (watch.bytes > pos) {
-        fh ??= await fs.open(partialPath, "r");
+        fh ??= await openFollowed(partialPath, finalPath, watch);
         const chunk = await readAt(fh, pos, Math.min(READ_SIZE, watch.bytes - pos));
         if (chunk.length > 0) {
           pos += chunk.length;
@@ -101,3 +101,21 @@ export async function* followDownload(partialPath: string, finalPath: string, wa
   }
 }
 
+/**
+ * The partial file of a download, opened for reading; or, when it is already gone, the
+ * committed blob. The downloader renames the partial file to the blob's name before it
+ * settles the watch, so a first open in between found no file: a cold pull of a 5-layer image
+ * failed with ENOENT on the partial file of its smallest layer, downloaded whole before its
+ * turn to unpack came. Gone also means discarded (its bytes were bad), which settles the watch
+ * with that error: the open waits for the watch to say which.
+ */
+async function openFollowed(partialPath: string, finalPath: string, watch: DownloadWatch): Promise<fs.FileHandle> {
+  try {
+    return await fs.open(partialPath, "r");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+  }
+  while (!watch.done) await watch.changed();
+  if (watch.error !== undefined) throw watch.error;
+  return fs.open(finalPath, "r");
+}

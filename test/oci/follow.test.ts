@@ -1,9 +1,12 @@
 // Layers read while they download (ResolveOptions.followDownloads), from the real
-// docker-registry on 127.0.0.1 behind a Bun proxy that trickles or corrupts one blob.
-import { afterAll, beforeAll, describe, expect } from "bun:test";
+// docker-registry on 127.0.0.1 behind a Bun proxy that trickles or corrupts one blob. And the
+// follower on its own against the one moment no registry can be made to hit on purpose: the
+// blob renamed to its name, its watch not yet settled.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { DownloadWatch, followDownload } from "../../src/oci/follow.ts";
 import { BlobCache, OciDigestMismatchError, RegistrySource, staticCredentials } from "../../src/oci/index.ts";
 import { hasTool, testWith } from "../helpers/env.ts";
 import { concat, makeImage, makeLayer, makeTar } from "../helpers/oci-images.ts";
@@ -109,5 +112,47 @@ describe("layers followed while they download", () => {
     expect(err).toBeInstanceOf(Error);
     expect(err instanceof OciDigestMismatchError || /zstd|diff_id/.test(String((err as Error).message))).toBe(true);
     await image.dispose();
+  });
+});
+
+describe("the follower between the downloader's rename and its settle", () => {
+  /** A download that has every byte and was just renamed to the blob's name; its watch settles a moment later. */
+  function committedUnsettled(bytes: Uint8Array, error?: Error) {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "banger-follow-race-"));
+    const partial = path.join(dir, "blob.partial");
+    const final = path.join(dir, "blob");
+    fs.writeFileSync(partial, bytes);
+    const watch = new DownloadWatch();
+    watch.update(bytes.length);
+    if (error) fs.rmSync(partial);
+    else fs.renameSync(partial, final);
+    setTimeout(() => watch.settle(error), 20);
+    return { partial, final, watch, cleanup: () => fs.rmSync(dir, { recursive: true, force: true }) };
+  }
+
+  const readAll = async (it: AsyncIterable<Uint8Array>) => {
+    const parts: Uint8Array[] = [];
+    for await (const c of it) parts.push(c.slice());
+    return concat(parts);
+  };
+
+  test("a first open after the rename reads the committed blob, every byte", async () => {
+    const bytes = random(3 * 1048576 + 123);
+    const d = committedUnsettled(bytes);
+    try {
+      expect(await readAll(followDownload(d.partial, d.final, d.watch))).toEqual(bytes);
+    } finally {
+      d.cleanup();
+    }
+  });
+
+  test("a partial file removed because its bytes were bad: the download's own error, not ENOENT", async () => {
+    const bad = new OciDigestMismatchError("blob sha256:x: content hashes to sha256:y; the download was discarded", { digest: "sha256:x" });
+    const d = committedUnsettled(random(4096), bad);
+    try {
+      expect(await readAll(followDownload(d.partial, d.final, d.watch)).catch((e: unknown) => e)).toBe(bad);
+    } finally {
+      d.cleanup();
+    }
   });
 });
