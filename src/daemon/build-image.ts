@@ -90,15 +90,21 @@ interface UnpackedLayer {
   entries: TarEntry[];
   /** Its members went into the merger as they were parsed (a one-layer image). */
   merged: boolean;
-  source: ByteSource;
+  source: FdByteSource;
   spooledBytes: number;
 }
 
 export async function buildRootfs(req: BuildRequest): Promise<BuildResult> {
   const { image } = req;
   checkAborted(req.signal, image.source);
-  const writer = Ext4ImageWriter.open({ out: req.out, size: req.sizeBytes, timestamp: req.timestamp, metadataCsum: true, likelyDataBytes: likelyBytes(image), io: req.io, timing: req.timing });
   const layers: UnpackedLayer[] = [];
+  // The spools go as soon as their bytes are in the image: the kernel frees their blocks while
+  // the image is flushed (5 layers: 78-82 ms that came after the publish's fsync).
+  const closing: Promise<void>[] = [];
+  const releaseSpools = () => {
+    for (const l of layers) closing.push(l.source.closeInBackground());
+  };
+  const writer = Ext4ImageWriter.open({ out: req.out, size: req.sizeBytes, timestamp: req.timestamp, metadataCsum: true, likelyDataBytes: likelyBytes(image), io: req.io, timing: req.timing, onSourcesDone: releaseSpools });
   try {
     req.progress?.({ type: "phase", phase: "unpack", detail: `${image.layers.length} layer${image.layers.length === 1 ? "" : "s"}` });
     const merger = new LayerMerger();
@@ -118,6 +124,7 @@ export async function buildRootfs(req: BuildRequest): Promise<BuildResult> {
     throw err;
   } finally {
     for (const l of layers) l.source.close();
+    await Promise.all(closing);
   }
 }
 

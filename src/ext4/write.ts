@@ -11,7 +11,8 @@
 //      (inode-table.ts);
 //   5. group tables: bitmaps, then group descriptors (and their backups) (groups.ts);
 //   6. superblocks (and backups) last, since they sum up everything before them (superblock.ts);
-//   7. file data, finished: large extents copied on this thread, then every write waited for;
+//   7. file data, finished: large extents copied on this thread, then every write waited for
+//      (the caller may release the sources from here on: ImageWriterOptions.onSourcesDone);
 //   8. publish: fsync, then the name.
 // The image is built in a file without a name (O_TMPFILE; a named temp file where that is
 // unavailable), fsynced, and put in place of `out` atomically only when complete: a failure,
@@ -127,6 +128,11 @@ interface SettledStream {
 export interface ImageWriterOptions extends WriteImageOptions {
   /** Roughly how many bytes of file data the input holds (its size), to predict the image's geometry. */
   likelyDataBytes?: number;
+  /**
+   * Called once every file's bytes are in the image, before the publishing fsync: the writer
+   * reads its sources no more, and a caller may let them go while the disk flushes.
+   */
+  onSourcesDone?: () => void;
 }
 
 /**
@@ -201,6 +207,7 @@ export class Ext4ImageWriter {
     clock.lap("bitmaps, descriptors, superblocks");
     await this.finishFileData(settled);
     clock.lap("rest of the file data, and the metadata writes");
+    this.options.onSourcesDone?.();
     this.output.publish();
     clock.lap("publish (fsync, link and rename)");
     const g = plan.geometry;

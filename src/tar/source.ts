@@ -1,5 +1,5 @@
 // ByteSource over a file descriptor: positional reads, so many readers can share one fd.
-import { closeSync, fstatSync, readSync } from "node:fs";
+import { close, closeSync, fstatSync, readSync } from "node:fs";
 import type { ByteSource } from "../tree/types.ts";
 
 export class FdByteSource implements ByteSource {
@@ -34,5 +34,19 @@ export class FdByteSource implements ByteSource {
     const fd = this.fd;
     this.fd = null;
     if (this.ownsFd) closeSync(fd);
+  }
+
+  /**
+   * close(), on the thread pool: closing the last descriptor of a large unlinked file (a
+   * layer's spool) frees its blocks then and there, which took 78-82 ms of a 5-layer pull's
+   * main thread for its five spools. Settles once the descriptor is closed; never rejects (a
+   * failed close of a file nobody will read again changes nothing).
+   */
+  closeInBackground(): Promise<void> {
+    if (this.fd === null) return Promise.resolve();
+    const fd = this.fd;
+    this.fd = null;
+    if (!this.ownsFd) return Promise.resolve();
+    return new Promise((resolve) => close(fd, () => resolve()));
   }
 }
