@@ -1,8 +1,11 @@
 // Where banger keeps its files, after the XDG base directory spec. Computed from an env object
 // handed in (the CLI passes process.env; tests pass temp dirs), never read from the process here.
-import { existsSync } from "node:fs";
-import os from "node:os";
 import path from "node:path";
+
+// node:os and node:fs only where a fallback needs them: every command computes these paths,
+// and node:fs alone costs a command ~6 ms of start-up.
+const os = (): typeof import("node:os") => require("node:os");
+const existsSync = (p: string): boolean => (require("node:fs") as typeof import("node:fs")).existsSync(p);
 
 export type Env = Record<string, string | undefined>;
 
@@ -48,7 +51,7 @@ function uid(): number | undefined {
 }
 
 export function bangerPaths(env: Env): BangerPaths {
-  const home = env.HOME && path.isAbsolute(env.HOME) ? env.HOME : os.homedir();
+  const home = env.HOME && path.isAbsolute(env.HOME) ? env.HOME : os().homedir();
   const state = path.join(xdg(env, "XDG_STATE_HOME") ?? path.join(home, ".local", "state"), "banger");
   const cache = path.join(xdg(env, "XDG_CACHE_HOME") ?? path.join(home, ".cache"), "banger");
   const config = path.join(xdg(env, "XDG_CONFIG_HOME") ?? path.join(home, ".config"), "banger");
@@ -57,7 +60,7 @@ export function bangerPaths(env: Env): BangerPaths {
   const id = uid();
   const systemdRuntime = id === undefined ? undefined : `/run/user/${id}`;
   const runtimeBase = xdg(env, "XDG_RUNTIME_DIR") ?? (systemdRuntime && existsSync(systemdRuntime) ? systemdRuntime : undefined);
-  const runtime = runtimeBase ? path.join(runtimeBase, "banger") : path.join(os.tmpdir(), `banger-${id ?? "user"}`);
+  const runtime = runtimeBase ? path.join(runtimeBase, "banger") : path.join(os().tmpdir(), `banger-${id ?? "user"}`);
   return {
     stateDir: state,
     imagesDir: path.join(state, "images"),

@@ -6,7 +6,9 @@
 import { afterAll, expect, test } from "bun:test";
 import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { bangerPaths, daemonHealth, isLocked, readLockInfo } from "../../src/daemon/client/index.ts";
+import { bangerPaths, daemonHealth } from "../../src/daemon/client/index.ts";
+import { readLockInfo } from "../../src/daemon/runtime-dir.ts";
+import { isLocked } from "../../src/io/flock.ts";
 import { SqliteImageStore, type ImageRecord } from "../../src/daemon/store.ts";
 import { pidAlive } from "../../src/io/process.ts";
 import { scratchDir } from "../helpers/oracles.ts";

@@ -66,6 +66,37 @@ test("the bundle is built on first use, and an edited source is rebuilt, never r
   expect(third.stdout).toContain("EDITED SUMMARY");
 }, 60_000);
 
+test("two bundles: commands start from the client, which takes what it left out from the full one", async () => {
+  const dir = checkoutCopy("two");
+  const help = await banger(dir, ["--help"]);
+  expect(help.code, help.stderr).toBe(0);
+  const cache = join(dir, "node_modules", ".cache", "banger", bundles(dir)[0]!);
+  const client = readFileSync(join(cache, "client.js"), "utf8");
+  const full = readFileSync(join(cache, "main.js"), "utf8");
+  // A line only the ext4 writer prints: in the full bundle, not in the client.
+  const writerOnly = "file data streamed while reading";
+  expect(full).toContain(writerOnly);
+  expect(client).not.toContain(writerOnly);
+  expect(client).toContain(SUMMARY); // every command's definition, for --help
+  expect(client.length).toBeLessThan(full.length / 3);
+  // `kernel list` imports the kernel service on demand: left out of the client, it comes from
+  // the full bundle, in the same process.
+  const home = join(work, "two-home");
+  const env = { HOME: home, XDG_STATE_HOME: `${home}/state`, XDG_CACHE_HOME: `${home}/cache`, XDG_CONFIG_HOME: `${home}/config`, XDG_RUNTIME_DIR: `${home}/run` };
+  const kernels = await banger(dir, ["kernel", "list", "--json"], env);
+  expect(kernels.code, kernels.stderr).toBe(0);
+  expect(JSON.parse(kernels.stdout)).toEqual([]);
+  // An image command from the client starts its daemon (from the full bundle) and asks it.
+  const images = await banger(dir, ["image", "list", "--json"], env);
+  expect(images.code, images.stderr).toBe(0);
+  expect(JSON.parse(images.stdout)).toEqual([]);
+  const status = await banger(dir, ["daemon", "status", "--json"], env);
+  expect(status.code, status.stderr).toBe(0);
+  expect(JSON.parse(status.stdout)).toMatchObject({ running: true });
+  const stop = await banger(dir, ["daemon", "stop"], env);
+  expect(stop.code, stop.stderr).toBe(0);
+}, 60_000);
+
 test("a new source file changes the fingerprint too", async () => {
   const dir = checkoutCopy("add");
   expect((await banger(dir, ["--help"])).code).toBe(0);

@@ -5,7 +5,9 @@
 // runtime dir); stopDaemons() in afterAll stops them all.
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
-import { DaemonClient, bangerPaths, isLocked, readLockInfo } from "../../src/daemon/client/index.ts";
+import { DaemonClient, bangerPaths } from "../../src/daemon/client/index.ts";
+import { readLockInfo } from "../../src/daemon/runtime-dir.ts";
+import { isLocked } from "../../src/io/flock.ts";
 import { pidAlive } from "../../src/io/process.ts";
 import { REPO_ROOT } from "./lib.ts";
 

@@ -1,6 +1,6 @@
 // banger daemon run | start | stop | status | logs. `run` is the daemon itself, in the
 // foreground (a systemd user unit, a container); `start` runs it detached and waits until it
-// answers; every other command starts one the same way when none answers (daemon-start.ts).
+// answers; every other command starts one the same way when none answers (daemon-spawn.ts).
 import { parseArgs, option, parseDuration, UsageError } from "../args.ts";
 import type { Command } from "../command.ts";
 import { readEnvSettings } from "../env.ts";
@@ -73,7 +73,7 @@ export const daemonStartCommand: Command = {
     const args = noPositionals(argv, startOptions);
     const idleText = option(args, "idle-exit");
     if (idleText !== undefined) parseDuration(idleText); // refused here, not by the daemon
-    const [{ ensureDaemon }, { bangerPaths, describeVersion }] = await Promise.all([import("../daemon-start.ts"), import("../../daemon/client/index.ts")]);
+    const [{ ensureDaemon }, { bangerPaths, describeVersion }] = await Promise.all([import("../daemon-spawn.ts"), import("../../daemon/client/index.ts")]);
     const paths = bangerPaths(process.env);
     const { health: h, started } = await ensureDaemon(paths, { idleExit: idleText ?? null });
     console.log(`banger daemon ${started ? "started" : "already running"}: pid ${h.pid}, version ${describeVersion(h)}, socket ${h.socket}, log ${h.log}`);
@@ -88,7 +88,11 @@ export const daemonStopCommand: Command = {
   options: [],
   async run(argv) {
     noPositionals(argv, []);
-    const { DaemonClient, DaemonUnavailableError, bangerPaths, isLocked, pidAlive, readLockInfo } = await import("../../daemon/client/index.ts");
+    const [{ DaemonClient, DaemonUnavailableError, bangerPaths, pidAlive }, { isLocked }, { readLockInfo }] = await Promise.all([
+      import("../../daemon/client/index.ts"),
+      import("../../io/flock.ts"),
+      import("../../daemon/runtime-dir.ts"),
+    ]);
     const paths = bangerPaths(process.env);
     let pid: number | null = null;
     try {
@@ -175,7 +179,7 @@ export const daemonLogsCommand: Command = {
     const linesText = option(args, "lines");
     const lines = linesText === undefined ? undefined : Number(linesText);
     if (lines !== undefined && (!Number.isSafeInteger(lines) || lines < 0)) throw new UsageError(`--lines needs a whole number, not "${linesText}"`);
-    const { bangerPaths, formatLogLine, readLog } = await import("../../daemon/client/index.ts");
+    const [{ bangerPaths }, { formatLogLine, readLog }] = await Promise.all([import("../../daemon/client/index.ts"), import("../../daemon/log.ts")]);
     const paths = bangerPaths(process.env);
     const follow = args.flags.has("follow");
     const raw = args.flags.has("json");

@@ -1,6 +1,6 @@
 import { parseArgs, option, parseSize, UsageError } from "../args.ts";
 import type { Command } from "../command.ts";
-import { fstatSync, statSync, type Stats } from "node:fs";
+import type { Stats } from "node:fs";
 import type { LoadedRootfs } from "../../tar/index.ts";
 import { lenientSourceDateEpoch, readEnvSettings } from "../env.ts";
 
@@ -25,7 +25,9 @@ export const makeExt4Command: Command = {
     const out = option(args, "out")!;
     const sizeText = option(args, "size");
     const size = sizeText === undefined ? undefined : parseSize(sizeText);
-    refuseOutputOverInput(input, out);
+    // Loaded here, not at the top: every command loads this module's definition (COMMANDS).
+    const fs = await import("node:fs");
+    refuseOutputOverInput(fs, input, out);
     const settings = readEnvSettings(process.env);
     // The image file exists (unnamed) before the tar is read, so each file's data is written
     // into it from the bytes just read, overlapping the read and the planning.
@@ -38,7 +40,7 @@ export const makeExt4Command: Command = {
       label: option(args, "label"),
       metadataCsum: !args.flags.has("no-metadata-csum"),
       timestamp: lenientSourceDateEpoch(settings.sourceDateEpoch),
-      likelyDataBytes: input === "-" ? undefined : fileSize(input),
+      likelyDataBytes: input === "-" ? undefined : fileSize(fs, input),
       io: settings.io,
       timing: settings.timing,
     });
@@ -72,9 +74,11 @@ export const makeExt4Command: Command = {
   },
 };
 
-function fileSize(path: string): number | undefined {
+type Fs = typeof import("node:fs");
+
+function fileSize(fs: Fs, path: string): number | undefined {
   try {
-    return statSync(path).size;
+    return fs.statSync(path).size;
   } catch {
     return undefined; // the tar reader reports a missing input with its own message
   }
@@ -85,16 +89,16 @@ function fileSize(path: string): number | undefined {
  * name: the same path, a symlink, a hardlink, or standard input redirected from it) would be
  * read while its replacement is written and then lost. Refused before anything is written.
  */
-function refuseOutputOverInput(input: string, out: string): void {
+function refuseOutputOverInput(fs: Fs, input: string, out: string): void {
   let outStat: Stats;
   try {
-    outStat = statSync(out);
+    outStat = fs.statSync(out);
   } catch {
     return; // no such file yet: nothing to overwrite
   }
   let inStat: Stats;
   try {
-    inStat = input === "-" ? fstatSync(0) : statSync(input);
+    inStat = input === "-" ? fs.fstatSync(0) : fs.statSync(input);
   } catch {
     return; // the tar reader reports a missing input with its own message
   }

@@ -301,9 +301,9 @@ export async function daemonHealth(paths: Pick<BangerPaths, "socketPath">, opts:
 }
 
 // What a command needs besides the client, from this same light entry point.
+// What every command talking to the daemon needs. The daemon's lock (io/flock.ts,
+// ../runtime-dir.ts) and log (../log.ts) are for `banger daemon status|logs` and for starting a
+// daemon: those import them themselves, so that the rest load no node:fs.
 export { bangerPaths, type BangerPaths } from "../paths.ts";
-export { prepareRuntimeDir, readLockInfo, type LockInfo } from "../runtime-dir.ts";
 export { OWN_VERSION, describeVersion, type HealthInfo, type ImageApi, type PruneReply, type VersionInfo } from "../protocol.ts";
-export { formatLogLine, readLog } from "../log.ts";
-export { isLocked } from "../../io/flock.ts";
 export { pidAlive } from "../../io/process.ts";
