@@ -4,8 +4,9 @@
 // sources run. Each test works on its own copy of the checkout (src/, package files, and a
 // node_modules of links to the real packages), so its cache is its own.
 import { afterAll, expect, test } from "bun:test";
-import { cpSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
+import { cpSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { makeTar } from "../helpers/oci-images.ts";
 import { scratchDir } from "../helpers/oracles.ts";
 import { REPO_ROOT } from "./lib.ts";
 
@@ -90,6 +91,21 @@ test("two bundles: commands start from the client, which takes what it left out 
   const images = await banger(dir, ["image", "list", "--json"], env);
   expect(images.code, images.stderr).toBe(0);
   expect(JSON.parse(images.stdout)).toEqual([]);
+  // A pull through it and the listing need nothing of the full bundle: with main.js moved
+  // away (the daemon has it loaded), they still work.
+  const fullJs = join(cache, "main.js");
+  renameSync(fullJs, `${fullJs}.away`);
+  try {
+    const tar = join(home, "small.tar");
+    writeFileSync(tar, makeTar([{ name: "etc/", dir: true }, { name: "etc/hostname", content: "box\n" }]));
+    const pull = await banger(dir, ["image", "pull", `rootfs:${tar}`, "--name", "small", "--quiet", "--platform", "linux/amd64"], env);
+    expect(pull.code, pull.stderr).toBe(0);
+    const listed = await banger(dir, ["image", "list", "--json"], env);
+    expect(listed.code, listed.stderr).toBe(0);
+    expect((JSON.parse(listed.stdout) as { name: string }[]).map((r) => r.name)).toEqual(["small"]);
+  } finally {
+    renameSync(`${fullJs}.away`, fullJs);
+  }
   const status = await banger(dir, ["daemon", "status", "--json"], env);
   expect(status.code, status.stderr).toBe(0);
   expect(JSON.parse(status.stdout)).toMatchObject({ running: true });

@@ -60,7 +60,7 @@ export const imagePullCommand: Command = {
     const settings = readEnvSettings(process.env);
     // Superblock times; invalid values are refused, not ignored.
     const timestamp = strictSourceDateEpoch(settings.sourceDateEpoch);
-    const [{ parsePlatform }, { pickRenderer }] = await Promise.all([import("../../oci/index.ts"), import("../progress.ts")]);
+    const [{ parsePlatform }, { pickRenderer }] = await Promise.all([import("../../oci/platform.ts"), import("../progress.ts")]);
     const platformText = option(args, "platform");
     let platform;
     try {
