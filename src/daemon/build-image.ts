@@ -208,7 +208,9 @@ async function unpackLayer(req: BuildRequest, i: number, signal: AbortSignal, on
   merger?.beginLayer(i, label);
   const parser = new TarParser(merger ? (e) => merger.add(e) : (e) => entries.push(e));
   // Beside the image, unlinked: nothing is left behind, even by a killed process.
-  const spool = Spool.create(spoolPathNear(req.out, `layer${i}`), { io: req.io });
+  // Read back (its surviving files copied into the image) within this pull, then dropped: its
+  // pages stay in memory for that and need never reach the disk (SpoolOptions.transient).
+  const spool = Spool.create(spoolPathNear(req.out, `layer${i}`), { io: req.io, transient: true });
   const source = new FdByteSource(spool.fd, `spool of layer ${i + 1} (unlinked)`);
   try {
     // A sink that holds the file bytes (SpoolPolicy) spares the spool that data.

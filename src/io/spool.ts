@@ -9,7 +9,9 @@
 // - All-zero 4 KiB blocks are left as holes: a 100 GiB sparse member costs no disk.
 // - The writes go through a StagedBlockWriter: off this thread and, where allowed, O_DIRECT, so
 //   spooling a rootfs neither fills the page cache nor stalls the reader on dirty-page throttling
-//   (except for a spool read back whole right away: SpoolOptions.readSoon).
+//   (except for a spool read back whole right away: SpoolOptions.readSoon; and a layer's, read
+//   back within its pull: SpoolOptions.transient, through the page cache and never flushed:
+//   cold 5-layer pulls 3.19 -> 2.97 s, median of 5 interleaved).
 // - Whoever reads the stream may leave chunks out (spoolStream's spoolChunk: a SpoolPolicy
 //   whose sink holds the file bytes) and write bytes back later (writeBack).
 import { closeSync, fstatSync, ftruncateSync, openSync, readSync, unlinkSync } from "node:fs";
@@ -43,6 +45,11 @@ export interface SpoolOptions {
    * Spools read back only in part, if at all, keep them.
    */
   readSoon?: boolean;
+  /**
+   * Written off this thread, but through the page cache and left there (StagedBlockWriter's
+   * `transient`): for a spool read back within the same run and then dropped, a layer's.
+   */
+  transient?: boolean;
   io?: IoOptions;
 }
 
@@ -61,7 +68,7 @@ export class Spool {
     readonly fd: number,
     opts: SpoolOptions = {},
   ) {
-    this.writer = opts.readSoon ? null : new StagedBlockWriter(fd, BS, opts.io);
+    this.writer = opts.readSoon ? null : new StagedBlockWriter(fd, BS, opts.io, opts.transient);
   }
 
   /** A spool in a new file at `path`, unlinked at once (see the top of this file). */

@@ -4,7 +4,8 @@
 
 export type StagedWriteMessage =
   /** Slot i is `memory[i * slotBytes, (i + 1) * slotBytes)` (a view of shared memory). */
-  | { kind: "start"; memory: Uint8Array; slotBytes: number; slotCount: number; control: SharedArrayBuffer; bufferedFd: number; directFd: number | null; blockSize: number }
+  /** `transient`: no writeback, no flushes (StagedBlockWriter's scratch files). */
+  | { kind: "start"; memory: Uint8Array; slotBytes: number; slotCount: number; control: SharedArrayBuffer; bufferedFd: number; directFd: number | null; blockSize: number; transient: boolean }
   | { kind: "write"; slot: number; block: number; blocks: number }
   | { kind: "end" };
 

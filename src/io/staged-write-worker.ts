@@ -28,6 +28,8 @@ let control: Int32Array | null = null;
 let bufferedFd = -1;
 let directFd: number | null = null;
 let blockSize = 4096;
+/** A scratch file: written through the page cache and left there (no writeback, no flushes). */
+let transient = false;
 let error: string | null = null;
 let direct = 0;
 let buffered = 0;
@@ -53,6 +55,7 @@ function write(slot: number, block: number, blocks: number): void {
   }
   writeAll(bufferedFd, data, position);
   buffered++;
+  if (transient) return;
   if (writebackFrom < 0 || position < writebackFrom) writebackFrom = position;
   writebackTo = Math.max(writebackTo, position + data.length);
   if (writebackTo - writebackFrom >= WRITEBACK_BYTES) {
@@ -69,6 +72,7 @@ self.onmessage = (event: MessageEvent<StagedWriteMessage>) => {
     bufferedFd = m.bufferedFd;
     directFd = m.directFd;
     blockSize = m.blockSize;
+    transient = m.transient;
     return;
   }
   if (m.kind === "write") {
@@ -84,7 +88,7 @@ self.onmessage = (event: MessageEvent<StagedWriteMessage>) => {
     Atomics.store(control!, m.slot, SLOT_FREE);
     Atomics.notify(control!, m.slot);
     // After freeing the slot: the main thread refills it while the disk flushes.
-    if (error === null && unflushed >= FLUSH_BYTES) {
+    if (error === null && !transient && unflushed >= FLUSH_BYTES) {
       unflushed = 0;
       try {
         fdatasyncSync(bufferedFd);

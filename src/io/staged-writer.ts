@@ -54,10 +54,18 @@ export class StagedBlockWriter {
   /** Milliseconds the caller spent waiting for a free slot (the disk being slower than the input). */
   waitedMs = 0;
 
+  /**
+   * `transient`: the file is scratch, read back soon and then dropped (a layer's spool): its
+   * writes go through the page cache and are neither pushed to the disk (writeback) nor made
+   * durable (fdatasync), so that reading it back finds it in memory and, deleted soon enough,
+   * it never costs a disk write. Otherwise writes are O_DIRECT where allowed and flushed on the
+   * way, as an image's must be.
+   */
   constructor(
     private readonly fd: number,
     private readonly blockSize: number,
     private readonly io: IoOptions = {},
+    private readonly transient = false,
   ) {}
 
   private start(): void {
@@ -68,14 +76,14 @@ export class StagedBlockWriter {
     this.slots = Array.from({ length: SLOT_COUNT }, (_, i) => area.subarray(i * SLOT_BYTES, (i + 1) * SLOT_BYTES));
     const control = new SharedArrayBuffer(4 * SLOT_COUNT);
     this.control = new Int32Array(control);
-    this.directFd = this.io.directIo === false ? null : openDirect(this.fd, this.slots[0]!);
+    this.directFd = this.io.directIo === false || this.transient ? null : openDirect(this.fd, this.slots[0]!);
     const worker = new Worker(new URL("./staged-write-worker.ts", import.meta.url).href);
     this.closed = new Promise<void>((resolve) => worker.addEventListener("close", () => resolve(), { once: true }));
     this.reply = new Promise<StagedWriteReply>((resolve) => {
       worker.onmessage = (event: MessageEvent<StagedWriteReply>) => resolve(event.data);
       worker.onerror = (event) => resolve({ error: `the write worker failed: ${event.message}`, direct: 0, buffered: 0, flushes: 0 });
     });
-    worker.postMessage({ kind: "start", memory: area, slotBytes: SLOT_BYTES, slotCount: SLOT_COUNT, control, bufferedFd: this.fd, directFd: this.directFd, blockSize: this.blockSize } satisfies StagedWriteMessage);
+    worker.postMessage({ kind: "start", memory: area, slotBytes: SLOT_BYTES, slotCount: SLOT_COUNT, control, bufferedFd: this.fd, directFd: this.directFd, blockSize: this.blockSize, transient: this.transient } satisfies StagedWriteMessage);
     this.worker = worker;
   }
 

@@ -70,6 +70,22 @@ for (const direct of [true, false]) {
   }, 30_000);
 }
 
+test("a transient writer (a layer's spool) writes through the page cache, never direct, never flushed", async () => {
+  const path = join(work, "transient.img");
+  const fd = openSync(path, "w+");
+  try {
+    const w = new StagedBlockWriter(fd, 4096, {}, true);
+    const a = pattern(70 << 20, 7); // past two flush marks of an image writer
+    for (let at = 0; at < a.length; at += 1 << 20) w.put(at / 4096, a, at, at + (1 << 20));
+    const stats = await w.finish();
+    expect(stats).toEqual({ direct: 0, buffered: stats.buffered, flushes: 0 });
+    expect(stats.buffered).toBeGreaterThan(0);
+    expect(Buffer.compare(readFileSync(path), a)).toBe(0);
+  } finally {
+    closeSync(fd);
+  }
+}, 60_000);
+
 testWith({ tools: ["mount", "umount"], root: true }, "a write the disk refuses (full tmpfs) is reported by finish(), naming the blocks", async () => {
   const mnt = join(work, "mnt");
   mkdirSync(mnt);
