@@ -80,6 +80,7 @@ const CLIENT_ON_DEMAND = new Set([
   "daemon/protocol.ts",
   "daemon/runtime-dir.ts",
   "io/flock.ts",
+  "io/pipe.ts",
   "oci/platform.ts",
 ]);
 

@@ -14,11 +14,10 @@
 //   cold 5-layer pulls 3.19 -> 2.97 s, median of 5 interleaved).
 // - Whoever reads the stream may leave chunks out (spoolStream's spoolChunk: a SpoolPolicy
 //   whose sink holds the file bytes) and write bytes back later (writeBack).
-import { closeSync, fstatSync, ftruncateSync, openSync, readSync, unlinkSync } from "node:fs";
+import { closeSync, ftruncateSync, openSync, readSync, unlinkSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { writeAll } from "./block-io.ts";
 import type { IoOptions } from "./options.ts";
-import { growPipeBuffer } from "./pipe.ts";
 import { StagedBlockWriter } from "./staged-writer.ts";
 import { isZeroRange, ZERO_BLOCK_SIZE as BS } from "./zeros.ts";
 
@@ -144,18 +143,6 @@ export class Spool {
  */
 export type SpoolInput = { fd: number } | ReadableStream<Uint8Array> | AsyncIterable<Uint8Array>;
 
-/**
- * Standard input as a SpoolInput; a pipe is grown to 1 MiB first (see pipe.ts). `blocking`: a
- * pipe or socket is read by its descriptor with blocking reads, the fastest way, but nothing
- * else runs on this thread until it ends: for a one-shot command (make-ext4), not for one that
- * must answer an interrupt or draw progress meanwhile (image pull). Otherwise, and for anything
- * else, Bun's stream.
- */
-export function standardInput(opts: { blocking: boolean }): SpoolInput {
-  const st = fstatSync(0);
-  if (st.isFIFO()) growPipeBuffer(0);
-  return opts.blocking && (st.isFIFO() || st.isSocket()) ? { fd: 0 } : Bun.stdin.stream();
-}
 
 /** Reading the input failed (not observing it, not writing the spool). `cause` is what the read threw. */
 export class SpoolInputError extends Error {

@@ -7,7 +7,8 @@ import { parseTarFd } from "./input.ts";
 import { TarParser } from "./reader.ts";
 import { FdByteSource } from "./source.ts";
 import type { IoOptions } from "../io/options.ts";
-import { Spool, SpoolInputError, spoolPathNear, spoolStream, standardInput } from "../io/spool.ts";
+import { standardInput } from "../io/pipe.ts";
+import { Spool, SpoolInputError, spoolPathNear, spoolStream } from "../io/spool.ts";
 import { RootfsBuilder } from "./tree.ts";
 
 export interface LoadedRootfs {

@@ -25,8 +25,8 @@ function checkoutCopy(name: string): string {
   return dir;
 }
 
-async function banger(cwd: string, args: string[], env: Record<string, string> = {}) {
-  const p = Bun.spawn([process.execPath, "run", "--silent", "banger", ...args], { cwd, env: { ...process.env, ...env }, stdout: "pipe", stderr: "pipe" });
+async function banger(cwd: string, args: string[], env: Record<string, string> = {}, stdin?: Blob) {
+  const p = Bun.spawn([process.execPath, "run", "--silent", "banger", ...args], { cwd, env: { ...process.env, ...env }, stdin: stdin ?? "ignore", stdout: "pipe", stderr: "pipe" });
   const [stdout, stderr, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
   return { stdout, stderr, code };
 }
@@ -100,9 +100,12 @@ test("two bundles: commands start from the client, which takes what it left out 
     writeFileSync(tar, makeTar([{ name: "etc/", dir: true }, { name: "etc/hostname", content: "box\n" }]));
     const pull = await banger(dir, ["image", "pull", `rootfs:${tar}`, "--name", "small", "--quiet", "--platform", "linux/amd64"], env);
     expect(pull.code, pull.stderr).toBe(0);
+    // Standard input goes to the daemon as the request's body: the client reads it.
+    const piped = await banger(dir, ["image", "pull", "-", "--name", "piped", "--quiet"], env, Bun.file(tar));
+    expect(piped.code, piped.stderr).toBe(0);
     const listed = await banger(dir, ["image", "list", "--json"], env);
     expect(listed.code, listed.stderr).toBe(0);
-    expect((JSON.parse(listed.stdout) as { name: string }[]).map((r) => r.name)).toEqual(["small"]);
+    expect((JSON.parse(listed.stdout) as { name: string }[]).map((r) => r.name).sort()).toEqual(["piped", "small"]);
   } finally {
     renameSync(`${fullJs}.away`, fullJs);
   }

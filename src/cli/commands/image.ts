@@ -121,7 +121,7 @@ export const imagePullCommand: Command = {
 async function stdinForDaemon(source: string): Promise<ReadableStream<Uint8Array> | undefined> {
   const { readsStdin } = await import("../../daemon/protocol.ts");
   if (!readsStdin(source)) return undefined;
-  const { standardInput } = await import("../../io/spool.ts");
+  const { standardInput } = await import("../../io/pipe.ts");
   const input = standardInput({ blocking: false });
   return input instanceof ReadableStream ? input : undefined;
 }

@@ -5,7 +5,8 @@
 import { closeSync, readSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { Spool, spoolPathNear, spoolStream, standardInput } from "../../io/spool.ts";
+import { standardInput } from "../../io/pipe.ts";
+import { Spool, spoolPathNear, spoolStream } from "../../io/spool.ts";
 import { DigestWriter } from "../digest.ts";
 import { OciError, errorText } from "../errors.ts";
 import { fileChunks, layerChunks, toReadableStream } from "../layer-stream.ts";
